@@ -1,0 +1,56 @@
+# The README's two commands are `make demo` and `make test`; both install what they need on a fresh machine.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+export DJANGO_SETTINGS_MODULE := marketplace.settings
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/marketplace
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+
+.PHONY: install browser demo test test-fast serve worker stripe lint bench-auction bench-training clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+# Debian's Chromium for the browser tests (never `playwright install`: it downloads a browser).
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "Chromium is missing: sudo apt-get install chromium"; exit 1; fi; }
+
+demo: install
+	$(PY) manage.py demo
+
+test: install browser
+	bash .ci/services
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} $(PY) -m pytest -q
+
+test-fast: install
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(PY) -m pytest -q -m "not slow and not integration and not browser"
+
+serve: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py runserver 127.0.0.1:8000
+
+worker: install
+	$(PY) -m celery -A marketplace worker -Q default,training -c 1 -l info
+
+lint: install
+	$(PY) -m ruff check .
+
+bench-auction: install
+	$(PY) bench/auction.py
+
+bench-training: install
+	$(PY) bench/training.py
+
+clean:
+	rm -rf var/demo var/celery-broker var/screenshots
