@@ -43,3 +43,5 @@ def _configure(sender: Celery, **_: object) -> None:
 
 
 app.autodiscover_tasks(["marketplace", "training"])
+# Billing tasks live in their own module beside the Stripe wrapper.
+app.autodiscover_tasks(["marketplace"], related_name="tasks_billing")

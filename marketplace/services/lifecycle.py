@@ -1,0 +1,170 @@
+"""A round from open to delivered: each step is one idempotent service, started by a thin Celery task after commit.
+
+    draft --open--> open --close--> closed --settle--> training --finish--> delivered
+                      \\               \\                  \\--fail--> failed
+                       \\-------------- \\--------cancel----\\--> cancelled
+Open samples the candidate set; settle fits the reward models, runs the auction and queues the LoRA job; finish
+evaluates the adapter and captures the prices. Failed and cancelled rounds release every hold.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from marketplace.errors import AppError, NotAllowed
+from marketplace.models import Round
+from marketplace.services.rounds import round_transition
+
+log = logging.getLogger(__name__)
+S = Round.Status
+
+
+def _after_commit(task_path: str, *args: object) -> None:
+    """Enqueue a task by name once the current transaction commits (tasks take ids only)."""
+
+    def send() -> None:
+        from marketplace.celery import app
+
+        app.send_task(task_path, args=list(args))
+
+    transaction.on_commit(send)
+
+
+def _check_staff(by) -> None:
+    if by is not None and not by.is_staff:
+        raise NotAllowed("Only staff can change a round's status.")
+
+
+def round_open_request(*, round: Round, by=None) -> bool:
+    _check_staff(by)
+    with transaction.atomic():
+        moved = round_transition(round=round, from_status=S.DRAFT, to_status=S.OPEN)
+        if moved:
+            _after_commit("marketplace.tasks.round_sample_task", round.pk)
+    return moved
+
+
+def round_close_request(*, round: Round, by=None) -> bool:
+    """Close bidding. Takes the same row lock as bids, so a racing bid is either in before this or refused after."""
+    _check_staff(by)
+    with transaction.atomic():
+        locked = Round.objects.select_for_update().get(pk=round.pk)
+        if locked.status != S.OPEN:
+            return False
+        moved = round_transition(round=locked, from_status=S.OPEN, to_status=S.CLOSED)
+        if moved:
+            if locked.closes_at > timezone.now():
+                Round.objects.filter(pk=round.pk).update(closes_at=timezone.now())
+            _after_commit("marketplace.tasks.round_settle_task", round.pk)
+    round.refresh_from_db()
+    return moved
+
+
+def round_cancel_request(*, round: Round, by=None, reason: str = "Cancelled by staff.") -> bool:
+    from training.models import TrainingJob
+    from training.services import job_cancel
+
+    _check_staff(by)
+    with transaction.atomic():
+        locked = Round.objects.select_for_update().get(pk=round.pk)
+        if locked.status not in (S.DRAFT, S.OPEN, S.CLOSED, S.TRAINING):
+            raise AppError(f"A {locked.status} round cannot be cancelled.", code="bad_transition")
+        moved = round_transition(round=locked, from_status=locked.status, to_status=S.CANCELLED, detail=reason)
+        if moved:
+            for job in TrainingJob.objects.filter(round=round):
+                job_cancel(job=job)
+            _after_commit("marketplace.tasks_billing.billing_release_round_task", round.pk)
+    round.refresh_from_db()
+    return moved
+
+
+def round_fail(*, round: Round, reason: str) -> bool:
+    with transaction.atomic():
+        locked = Round.objects.select_for_update().get(pk=round.pk)
+        if locked.status not in (S.CLOSED, S.TRAINING):
+            return False
+        moved = round_transition(round=locked, from_status=locked.status, to_status=S.FAILED, detail=reason)
+        if moved:
+            _after_commit("marketplace.tasks_billing.billing_release_round_task", round.pk)
+    round.refresh_from_db()
+    return moved
+
+
+def round_sample(*, round: Round) -> int:
+    """Sample the candidate set of an open (or later) round. Idempotent."""
+    from training.services import candidates_sample
+
+    if round.status in (S.DRAFT, S.CANCELLED):
+        return 0
+    return candidates_sample(round=round)
+
+
+def round_settle(*, round: Round) -> int | None:
+    """Fit reward models, run the auction, queue the LoRA job. Returns the job id, or None when nothing to train.
+
+    Idempotent: each sub-step finds its stored result on a second run.
+    """
+    from auctions.services import auction_run
+    from training.models import TrainingJob
+    from training.services import candidates_sample, job_create, reward_models_fit
+
+    round.refresh_from_db()
+    if round.status == S.TRAINING:
+        job = TrainingJob.objects.filter(round=round).exclude(status__in=["failed", "cancelled"]).first()
+        return job.pk if job else None
+    if round.status != S.CLOSED:
+        return None
+    candidates_sample(round=round)
+    if not reward_models_fit(round=round):
+        round_cancel_request(round=round, reason="No group had both a bid and reward preferences: nothing to train.")
+        return None
+    try:
+        auction_run(round=round)
+    except AppError as exc:
+        round_cancel_request(round=round, reason=exc.message)
+        return None
+    job = job_create(round=round)
+    if job.status == TrainingJob.Status.FAILED:
+        round_fail(round=round, reason=f"Training could not start: {job.error_message}")
+        return None
+    with transaction.atomic():
+        if round_transition(round=round, from_status=S.CLOSED, to_status=S.TRAINING):
+            _after_commit("training.tasks.job_run_task", job.pk)
+    return job.pk
+
+
+def round_after_job(*, round: Round) -> str:
+    """Called when the round's job ends: evaluate and deliver on success, otherwise fail the round."""
+    from training.models import TrainingJob
+    from training.services import job_evaluate
+
+    round.refresh_from_db()
+    job = TrainingJob.objects.filter(round=round).order_by("-created_at").first()
+    if job is None or round.status != S.TRAINING:
+        return round.status
+    if job.status == TrainingJob.Status.SUCCEEDED:
+        job_evaluate(job=job)
+        with transaction.atomic():
+            if round_transition(round=round, from_status=S.TRAINING, to_status=S.DELIVERED):
+                Round.objects.filter(pk=round.pk).update(billing_pending=True)
+                _after_commit("marketplace.tasks_billing.billing_capture_round_task", round.pk)
+    elif job.status in (TrainingJob.Status.FAILED, TrainingJob.Status.CANCELLED):
+        round_fail(round=round, reason=f"The training job {job.status}: {job.error_message or 'no model delivered'}.")
+    round.refresh_from_db()
+    return round.status
+
+
+def rounds_tick(*, now=None) -> dict[str, list[int]]:
+    """The scheduler: open rounds whose window started, close rounds whose window ended, requeue dead jobs."""
+    from training.services import jobs_reap
+
+    now = now or timezone.now()
+    opened = [r.pk for r in Round.objects.filter(status=S.DRAFT, opens_at__lte=now, closes_at__gt=now) if round_open_request(round=r)]
+    closed = [r.pk for r in Round.objects.filter(status=S.OPEN, closes_at__lte=now) if round_close_request(round=r)]
+    requeued = jobs_reap()
+    for job_id in requeued:
+        _after_commit("training.tasks.job_run_task", job_id)
+    return {"opened": opened, "closed": closed, "requeued": requeued}

@@ -1,0 +1,33 @@
+"""Celery tasks of the site: thin, take ids, call one service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from marketplace.models import Round
+from marketplace.services import lifecycle
+
+
+@shared_task(name="marketplace.tasks.round_sample_task", acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def round_sample_task(round_id: int) -> int:
+    return lifecycle.round_sample(round=Round.objects.get(pk=round_id))
+
+
+@shared_task(name="marketplace.tasks.round_settle_task", acks_late=True)
+def round_settle_task(round_id: int) -> int | None:
+    round = Round.objects.get(pk=round_id)
+    try:
+        return lifecycle.round_settle(round=round)
+    except Exception as exc:
+        lifecycle.round_fail(round=round, reason=f"Settling the auction failed: {type(exc).__name__}: {exc}")
+        raise
+
+
+@shared_task(name="marketplace.tasks.round_after_job_task", acks_late=True)
+def round_after_job_task(round_id: int) -> str:
+    return lifecycle.round_after_job(round=Round.objects.get(pk=round_id))
+
+
+@shared_task(name="marketplace.tasks.rounds_tick_task")
+def rounds_tick_task() -> dict[str, list[int]]:
+    return lifecycle.rounds_tick()

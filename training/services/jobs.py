@@ -1,0 +1,223 @@
+"""LoRA jobs: create, claim by compare-and-set, run with heartbeats and checkpoints, cancel, and reap dead workers.
+
+Job status machine:
+    validating_files -> queued -> running -> succeeded
+                                   |  \\-> failed
+                                   \\-> cancelling -> cancelled       (queued -> cancelled directly)
+A running job whose heartbeat is older than HEARTBEAT_STALE_S has lost its worker; it may be claimed again and
+resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import traceback
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from marketplace.errors import AppError
+from marketplace.models import AuctionOutcome, Round
+from marketplace.status import compare_and_set
+from training.models import Checkpoint, JobEvent, TrainingJob
+from training.services.candidates import candidates_by_prompt
+from training.services.common import base_path_for, round_artifact_dir
+
+log = logging.getLogger(__name__)
+J = TrainingJob.Status
+HEARTBEAT_STALE_S = int(os.environ.get("TRAINING_HEARTBEAT_STALE_S", "120"))
+DEFAULT_STEPS = int(os.environ.get("TRAINING_DEFAULT_STEPS", "60"))
+
+
+class JobCancelled(Exception):
+    pass
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def job_event(*, job: TrainingJob, type: str, message: str, **data: Any) -> None:
+    JobEvent.objects.create(job=job, type=type, message=message, data=data)
+
+
+def _config_for(*, round: Round, method: str, overrides: dict[str, Any] | None) -> dict[str, Any]:
+    from training.trainer import TrainConfig
+
+    fields: dict[str, Any] = {"method": method, "steps": DEFAULT_STEPS, "seed": round.seed, "kl_weight": round.kl_weight,
+                              "device": settings.TRAINING_DEVICE}
+    fields.update(overrides or {})
+    return TrainConfig(**fields).resolved()
+
+
+def job_create(*, round: Round, method: str = "weighted_sft", overrides: dict[str, Any] | None = None) -> TrainingJob:
+    """Create the round's job and validate its inputs (the auction outcome and the candidates) before queueing it.
+
+    One live job per round: if a job that has not failed or been cancelled exists, it is returned instead.
+    """
+    live = TrainingJob.objects.filter(round=round).exclude(status__in=[J.FAILED, J.CANCELLED]).first()
+    if live is not None:
+        return live
+    job = TrainingJob.objects.create(round=round, method=method, status=J.VALIDATING_FILES)
+    job_event(job=job, type=JobEvent.Type.STATUS, message="Validating the auction's target and the candidates")
+    try:
+        if method not in ("weighted_sft", "grpo"):
+            raise AppError(f"Unknown training method {method!r}; use weighted_sft or grpo.", code="bad_method")
+        outcome = AuctionOutcome.objects.filter(round=round).first()
+        if outcome is None:
+            raise AppError("The round has no auction outcome to train toward.", code="no_outcome")
+        cands = candidates_by_prompt(round=round)
+        policy = outcome.result["policy"]
+        if len(policy) != len(cands) or any(len(p) != len(c) for p, c in zip(policy, cands, strict=True)):
+            raise AppError("The auction's target does not match the stored candidates.", code="target_mismatch")
+        config = _config_for(round=round, method=method, overrides=overrides)
+    except AppError as exc:
+        TrainingJob.objects.filter(pk=job.pk).update(
+            status=J.FAILED, error_code=exc.code, error_message=exc.message, fault=TrainingJob.Fault.USER,
+            finished_at=timezone.now(),
+        )
+        job_event(job=job, type=JobEvent.Type.ERROR, message=exc.message, code=exc.code)
+        job.refresh_from_db()
+        return job
+    out_dir = round_artifact_dir(round.pk) / f"job-{job.pk}"
+    TrainingJob.objects.filter(pk=job.pk).update(
+        hyperparameters=config, total_steps=config["steps"], output_dir=str(out_dir)
+    )
+    compare_and_set(TrainingJob, pk=job.pk, from_status=J.VALIDATING_FILES, to_status=J.QUEUED)
+    job_event(job=job, type=JobEvent.Type.STATUS, message="Queued for a training worker")
+    job.refresh_from_db()
+    return job
+
+
+def job_claim(*, job_id: int, worker: str) -> bool:
+    """Claim a job for this worker in one UPDATE: a queued job, or a running one whose worker stopped beating.
+
+    A redelivered message for a job another live worker is running finds nothing to claim and does nothing.
+    """
+    now = timezone.now()
+    stale = now - timedelta(seconds=HEARTBEAT_STALE_S)
+    claimed = (
+        TrainingJob.objects.filter(pk=job_id)
+        .filter(Q(status=J.QUEUED) | Q(status=J.RUNNING, heartbeat_at__lt=stale))
+        .update(status=J.RUNNING, worker=worker, heartbeat_at=now, attempt=F("attempt") + 1,
+                started_at=now)
+    )
+    return claimed == 1
+
+
+def job_cancel(*, job: TrainingJob) -> str:
+    """Ask a job to stop. Queued jobs stop at once; a running one sees `cancelling` at its next step."""
+    if compare_and_set(TrainingJob, pk=job.pk, from_status=[J.QUEUED, J.VALIDATING_FILES], to_status=J.CANCELLED,
+                       finished_at=timezone.now()):
+        job_event(job=job, type=JobEvent.Type.STATUS, message="Cancelled before it started")
+        return J.CANCELLED
+    if compare_and_set(TrainingJob, pk=job.pk, from_status=J.RUNNING, to_status=J.CANCELLING):
+        job_event(job=job, type=JobEvent.Type.STATUS, message="Cancelling at the next step")
+        return J.CANCELLING
+    job.refresh_from_db()
+    return job.status
+
+
+def _train_inputs(job: TrainingJob) -> dict[str, Any]:
+    round = job.round
+    outcome = AuctionOutcome.objects.get(round=round)
+    cands = candidates_by_prompt(round=round)
+    weights = round.prompt_weights or [1.0] * len(round.prompts)
+    total = float(sum(weights))
+    return dict(
+        prompts=list(round.prompts),
+        candidates=[[c.text for c in row] for row in cands],
+        target_weights=outcome.result["policy"],
+        prompt_weights=[w / total for w in weights],
+    )
+
+
+def job_run(*, job_id: int, worker: str | None = None) -> str:
+    """Run a claimed job to the end. Returns the job's final status, or 'skipped' when another worker holds it.
+
+    Progress, heartbeats and checkpoints are written as the trainer reports them; the trainer resumes from the last
+    checkpoint in the job's folder, so a job whose worker died continues instead of starting over.
+    """
+    from training.trainer import TrainConfig, train
+
+    worker = worker or worker_name()
+    if not job_claim(job_id=job_id, worker=worker):
+        return "skipped"
+    job = TrainingJob.objects.select_related("round").get(pk=job_id)
+    job_event(job=job, type=JobEvent.Type.STATUS, message=f"Running on {worker} (attempt {job.attempt})")
+
+    def still_ours() -> TrainingJob:
+        return TrainingJob.objects.only("status", "worker").get(pk=job_id)
+
+    def on_progress(progress: Any) -> None:
+        updated = TrainingJob.objects.filter(pk=job_id, worker=worker, status__in=[J.RUNNING, J.CANCELLING]).update(
+            steps_done=progress.step, total_steps=progress.total_steps, tokens_seen=progress.tokens,
+            loss=progress.loss, eta_seconds=progress.eta_seconds, heartbeat_at=timezone.now(),
+        )
+        if updated == 0:
+            raise JobCancelled("another worker took over this job")
+        if getattr(progress, "checkpoint", None) is not None:
+            ckpt = progress.checkpoint
+            Checkpoint.objects.update_or_create(
+                job_id=job_id, step=ckpt.step, defaults=dict(path=str(ckpt.path), metrics={"loss": ckpt.loss})
+            )
+            job_event(job=job, type=JobEvent.Type.CHECKPOINT, message=f"Checkpoint at step {ckpt.step}",
+                      step=ckpt.step, loss=ckpt.loss)
+
+    def should_cancel() -> bool:
+        return still_ours().status == J.CANCELLING
+
+    try:
+        config = TrainConfig(**job.hyperparameters)
+        result = train(
+            base_path=base_path_for(job.round.base_model),
+            config=config,
+            out_dir=Path(job.output_dir),
+            on_progress=on_progress,
+            should_cancel=should_cancel,
+            **_train_inputs(job),
+        )
+    except JobCancelled:
+        return "skipped"
+    except Exception as exc:  # the platform's fault: record it for people, then let the round fail
+        log.exception("training job %s failed", job_id)
+        TrainingJob.objects.filter(pk=job_id, worker=worker).update(
+            status=J.FAILED, error_code="training_error", error_message=f"{type(exc).__name__}: {exc}",
+            fault=TrainingJob.Fault.PLATFORM, finished_at=timezone.now(),
+        )
+        job_event(job=job, type=JobEvent.Type.ERROR, message=str(exc), trace=traceback.format_exc()[-2000:])
+        return J.FAILED
+
+    if result.status == "cancelled":
+        compare_and_set(TrainingJob, pk=job_id, from_status=[J.CANCELLING, J.RUNNING], to_status=J.CANCELLED,
+                        finished_at=timezone.now())
+        job_event(job=job, type=JobEvent.Type.STATUS, message=f"Cancelled at step {result.steps_done}")
+        return J.CANCELLED
+    with transaction.atomic():
+        best = str(result.best_checkpoint or "")
+        Checkpoint.objects.filter(job_id=job_id).update(is_best=False)
+        if best:
+            Checkpoint.objects.filter(job_id=job_id, path=best).update(is_best=True)
+        TrainingJob.objects.filter(pk=job_id).update(
+            adapter_dir=str(result.adapter_dir), best_checkpoint=best, steps_done=result.steps_done,
+            tokens_seen=result.tokens_seen, hyperparameters=result.resolved_config, heartbeat_at=timezone.now(),
+        )
+        moved = compare_and_set(TrainingJob, pk=job_id, from_status=[J.RUNNING, J.CANCELLING], to_status=J.SUCCEEDED,
+                                finished_at=timezone.now())
+    if moved:
+        job_event(job=job, type=JobEvent.Type.STATUS, message=f"Succeeded after {result.steps_done} steps")
+    job.refresh_from_db()
+    return job.status
+
+
+def jobs_reap() -> list[int]:
+    """Running jobs whose worker stopped beating: return their ids so the caller can enqueue them again."""
+    stale = timezone.now() - timedelta(seconds=HEARTBEAT_STALE_S)
+    return list(TrainingJob.objects.filter(status=J.RUNNING, heartbeat_at__lt=stale).values_list("pk", flat=True))

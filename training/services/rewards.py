@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from marketplace.errors import AppError
+from marketplace.models import Bid, PreferenceSubmission, Round
+from training.models import RewardModel
+from training.services.candidates import candidates_by_prompt
+
+
+def _pairs(payload: Any) -> list[tuple[str, str, str]]:
+    rows = payload.get("pairs", []) if isinstance(payload, dict) else payload
+    return [(str(r["prompt"]), str(r["chosen"]), str(r["rejected"])) for r in rows]
+
+
+def _rubric(payload: dict[str, Any]) -> tuple[dict[str, float], int | None]:
+    phrases = payload.get("phrases", {})
+    if isinstance(phrases, list):
+        phrases = {str(p["phrase"]): float(p["weight"]) for p in phrases}
+    target = payload.get("target_length")
+    return {str(k): float(v) for k, v in phrases.items()}, (int(target) if target else None)
+
+
+def reward_model_build(*, kind: str, payload: Any, seed: int = 0) -> Any:
+    """Turn a stored preference submission into a scorer with `.score(prompts, responses)` and `.to_dict()`."""
+    from training import rewards
+
+    if kind in (PreferenceSubmission.Kind.PAIRS, PreferenceSubmission.Kind.LABELS):
+        pairs = _pairs(payload)
+        if len(pairs) < 2:
+            raise AppError("At least two preference pairs are needed to fit a reward model.", code="too_few_pairs")
+        return rewards.fit_bradley_terry(pairs, seed=seed)
+    if kind == PreferenceSubmission.Kind.RUBRIC:
+        phrases, target = _rubric(payload)
+        return rewards.RubricRewardModel(phrases=phrases, target_length=target)
+    if kind == PreferenceSubmission.Kind.SCORES:
+        return rewards.DirectScoresRewardModel(scores={str(k): float(v) for k, v in payload.get("scores", {}).items()})
+    raise AppError(f"Unknown preference kind {kind!r}.", code="bad_preferences")
+
+
+def reward_model_restore(*, reward_model: RewardModel) -> Any:
+    from training import rewards
+
+    return rewards.reward_model_from_dict(reward_model.params)
+
+
+def reward_models_fit(*, round: Round) -> list[RewardModel]:
+    """Fit each bidding group's reward model on its last submission before close and score every candidate.
+
+    Scores are normalised per group with the auction's min-max helper (a fixed function of the report, so the
+    auction stays truthful on the normalised scale). Groups that bid without submitting preferences are skipped:
+    they are left out of the auction and their hold is released. Idempotent per (round, group).
+    """
+    from training.rewards import AffineNormaliser
+
+    cands = candidates_by_prompt(round=round)
+    prompts = [round.prompts[p] for p, row in enumerate(cands) for _ in row]
+    texts = [c.text for row in cands for c in row]
+    keys = [f"{c.prompt_index}:{c.index}" for row in cands for c in row]
+    fitted: list[RewardModel] = []
+    for bid in Bid.objects.filter(round=round, status=Bid.Status.ACTIVE).select_related("group"):
+        existing = RewardModel.objects.filter(round=round, group=bid.group).first()
+        if existing is not None:
+            fitted.append(existing)
+            continue
+        submission = (
+            PreferenceSubmission.objects.filter(round=round, group=bid.group, created_at__lt=round.closes_at)
+            .order_by("-version")
+            .first()
+        ) or PreferenceSubmission.objects.filter(round=round, group=bid.group).order_by("-version").first()
+        if submission is None:
+            continue
+        model = reward_model_build(kind=submission.kind, payload=submission.payload, seed=round.seed)
+        raw = [float(x) for x in model.score(prompts, texts, keys=keys)]
+        normaliser = AffineNormaliser.fit(raw)
+        normalised = [float(x) for x in normaliser(raw)]
+        raw_rows, norm_rows, i = [], [], 0
+        for row in cands:
+            raw_rows.append(raw[i : i + len(row)])
+            norm_rows.append(normalised[i : i + len(row)])
+            i += len(row)
+        with transaction.atomic():
+            rm, _ = RewardModel.objects.get_or_create(
+                round=round,
+                group=bid.group,
+                defaults=dict(
+                    submission=submission,
+                    kind=submission.kind,
+                    params=model.to_dict(),
+                    accuracy=getattr(model, "accuracy", None),
+                    raw_scores=raw_rows,
+                    normalised_scores=norm_rows,
+                    norm_min=float(normaliser.low),
+                    norm_max=float(normaliser.high),
+                ),
+            )
+        fitted.append(rm)
+    return fitted
