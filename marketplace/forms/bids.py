@@ -1,0 +1,46 @@
+"""The bid form: an amount typed in currency units, turned into integer cents exactly (never through a float)."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from django import forms
+
+MAX_BID_UNITS = Decimal("1000000")
+
+
+def amount_to_cents(text: str) -> int:
+    """ "25.00" -> 2500. Refuses more than two decimals, zero, negatives and amounts over 1,000,000."""
+    cleaned = (text or "").strip().replace(",", "").replace("_", "")
+    for symbol in ("$", "€", "£"):
+        cleaned = cleaned.removeprefix(symbol)
+    try:
+        amount = Decimal(cleaned)
+    except InvalidOperation:
+        raise forms.ValidationError("Enter an amount such as 25.00.") from None
+    if not amount.is_finite():
+        raise forms.ValidationError("Enter an amount such as 25.00.")
+    if amount.as_tuple().exponent < -2 and amount != amount.quantize(Decimal("0.01")):
+        raise forms.ValidationError("Use at most two decimal places (whole cents).")
+    if amount < 0:
+        raise forms.ValidationError("A bid cannot be negative.")
+    if amount == 0:
+        raise forms.ValidationError("A bid must be more than zero; to take part without paying, withdraw instead.")
+    if amount > MAX_BID_UNITS:
+        raise forms.ValidationError("That is more than the largest bid accepted here (1,000,000).")
+    return int(amount * 100)
+
+
+def cents_to_amount(cents: int) -> str:
+    return f"{cents // 100}.{cents % 100:02d}"
+
+
+class BidForm(forms.Form):
+    amount = forms.CharField(
+        label="Your group's bid",
+        max_length=32,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "placeholder": "25.00"}),
+    )
+
+    def clean_amount(self) -> int:
+        return amount_to_cents(self.cleaned_data["amount"])

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from marketplace.errors import AppError
+from marketplace.forms import add_app_error
+from marketplace.forms.accounts import ApiTokenForm, ProfileForm, SignupForm
+from marketplace.models import ApiToken
+from marketplace.selectors.groups import user_groups
+from marketplace.services.accounts import user_signup, user_update_profile
+from marketplace.services.tokens import api_token_create, api_token_revoke
+
+
+def safe_next(request, fallback: str = "dashboard") -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    return fallback
+
+
+def signup(request):
+    if request.user.is_authenticated:
+        return redirect(safe_next(request))
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = user_signup(
+                email=form.cleaned_data["email"],
+                password=form.cleaned_data["password"],
+                first_name=form.cleaned_data["first_name"],
+                last_name=form.cleaned_data["last_name"],
+            )
+        except AppError as error:
+            add_app_error(form, error)
+        else:
+            login(request, user, backend="marketplace.auth_backends.EmailBackend")
+            messages.success(request, "Welcome! Your account is ready.")
+            return redirect(safe_next(request))
+    return render(request, "registration/signup.html", {"form": form, "next": safe_next(request, "")})
+
+
+def _profile_context(request, **extra):
+    return {
+        "groups": user_groups(user=request.user),
+        "tokens": ApiToken.objects.filter(user=request.user).order_by("-created_at"),
+        "token_form": ApiTokenForm(),
+        **extra,
+    }
+
+
+@login_required
+def profile(request):
+    user = request.user
+    form = ProfileForm(request.POST or None, initial={"first_name": user.first_name, "last_name": user.last_name})
+    if request.method == "POST" and form.is_valid():
+        try:
+            user_update_profile(user=user, **form.cleaned_data)
+        except AppError as error:
+            add_app_error(form, error)
+        else:
+            messages.success(request, "Profile saved.")
+            return redirect("profile")
+    return render(request, "accounts/profile.html", _profile_context(request, form=form))
+
+
+@login_required
+@require_POST
+def token_create(request):
+    token_form = ApiTokenForm(request.POST)
+    plain = None
+    if token_form.is_valid():
+        try:
+            token, plain = api_token_create(user=request.user, name=token_form.cleaned_data["name"])
+        except AppError as error:
+            add_app_error(token_form, error)
+        else:
+            token_form = ApiTokenForm()
+            messages.success(request, f"Token “{token.name}” created. Copy it now: it will not be shown again.")
+    form = ProfileForm(initial={"first_name": request.user.first_name, "last_name": request.user.last_name})
+    # Rendered, not redirected: the plain token must never sit in a session or a URL.
+    response = render(
+        request, "accounts/profile.html", _profile_context(request, form=form, token_form=token_form, new_token=plain)
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def token_revoke(request, token_id: int):
+    token = get_object_or_404(ApiToken, pk=token_id, user=request.user)
+    try:
+        api_token_revoke(token=token, by=request.user)
+    except AppError as error:
+        raise Http404(error.message) from error
+    messages.success(request, f"Token “{token.name}” ({token.prefix}…) revoked.")
+    return redirect("profile")
