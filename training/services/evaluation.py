@@ -34,7 +34,7 @@ def job_evaluate(*, job: TrainingJob, n_samples: int = 8) -> Evaluation:
         q0.append([x / s for x in w])
     scorers = {}
     for rm in RewardModel.objects.filter(round=round).select_related("group"):
-        scorers[rm.group.slug] = (reward_model_restore(reward_model=rm), AffineNormaliser(low=rm.norm_min, high=rm.norm_max))
+        scorers[rm.group.slug] = (reward_model_restore(reward_model=rm), AffineNormaliser(lo=rm.norm_min, hi=rm.norm_max))
     weights = round.prompt_weights or [1.0] * len(round.prompts)
     result = evaluate(
         base_path=base_path_for(round.base_model),

@@ -145,11 +145,10 @@ def job_run(*, job_id: int, worker: str | None = None) -> str:
     Progress, heartbeats and checkpoints are written as the trainer reports them; the trainer resumes from the last
     checkpoint in the job's folder, so a job whose worker died continues instead of starting over.
     """
-    from training.trainer import TrainConfig, train
-
     worker = worker or worker_name()
     if not job_claim(job_id=job_id, worker=worker):
         return "skipped"
+    from training.trainer import TrainConfig, train  # heavy: only once the job is ours
     job = TrainingJob.objects.select_related("round").get(pk=job_id)
     job_event(job=job, type=JobEvent.Type.STATUS, message=f"Running on {worker} (attempt {job.attempt})")
 

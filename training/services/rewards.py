@@ -23,8 +23,12 @@ def _rubric(payload: dict[str, Any]) -> tuple[dict[str, float], int | None]:
     return {str(k): float(v) for k, v in phrases.items()}, (int(target) if target else None)
 
 
-def reward_model_build(*, kind: str, payload: Any, seed: int = 0) -> Any:
-    """Turn a stored preference submission into a scorer with `.score(prompts, responses)` and `.to_dict()`."""
+def reward_model_build(*, kind: str, payload: Any, seed: int = 0, candidate_texts: dict[str, tuple[str, str]] | None = None) -> Any:
+    """Turn a stored preference submission into a scorer with `.score(prompts, responses)` and `.to_dict()`.
+
+    Direct scores name candidates as "<prompt index>:<candidate index>"; `candidate_texts` maps those keys to the
+    (prompt, response) texts the scorer is keyed by.
+    """
     from training import rewards
 
     if kind in (PreferenceSubmission.Kind.PAIRS, PreferenceSubmission.Kind.LABELS):
@@ -36,7 +40,15 @@ def reward_model_build(*, kind: str, payload: Any, seed: int = 0) -> Any:
         phrases, target = _rubric(payload)
         return rewards.RubricRewardModel(phrases=phrases, target_length=target)
     if kind == PreferenceSubmission.Kind.SCORES:
-        return rewards.DirectScoresRewardModel(scores={str(k): float(v) for k, v in payload.get("scores", {}).items()})
+        texts = candidate_texts or {}
+        scores = {}
+        for key, value in payload.get("scores", {}).items():
+            if str(key) not in texts:
+                raise AppError(f"Score for unknown candidate {key!r}.", code="bad_preferences")
+            scores[texts[str(key)]] = float(value)
+        if not scores:
+            raise AppError("No candidate was scored.", code="too_few_scores")
+        return rewards.DirectScoresRewardModel(scores=scores)
     raise AppError(f"Unknown preference kind {kind!r}.", code="bad_preferences")
 
 
@@ -72,8 +84,9 @@ def reward_models_fit(*, round: Round) -> list[RewardModel]:
         ) or PreferenceSubmission.objects.filter(round=round, group=bid.group).order_by("-version").first()
         if submission is None:
             continue
-        model = reward_model_build(kind=submission.kind, payload=submission.payload, seed=round.seed)
-        raw = [float(x) for x in model.score(prompts, texts, keys=keys)]
+        model = reward_model_build(kind=submission.kind, payload=submission.payload, seed=round.seed,
+                                   candidate_texts=dict(zip(keys, zip(prompts, texts, strict=True), strict=True)))
+        raw = [float(x) for x in model.score(prompts, texts)]
         normaliser = AffineNormaliser.fit(raw)
         normalised = [float(x) for x in normaliser(raw)]
         raw_rows, norm_rows, i = [], [], 0
@@ -92,8 +105,8 @@ def reward_models_fit(*, round: Round) -> list[RewardModel]:
                     accuracy=getattr(model, "accuracy", None),
                     raw_scores=raw_rows,
                     normalised_scores=norm_rows,
-                    norm_min=float(normaliser.low),
-                    norm_max=float(normaliser.high),
+                    norm_min=float(normaliser.lo),
+                    norm_max=float(normaliser.hi),
                 ),
             )
         fitted.append(rm)

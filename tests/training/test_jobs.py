@@ -1,0 +1,75 @@
+"""Job claiming: compare-and-set makes redelivered messages and racing workers harmless."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from tests.factories import make_round
+from training.models import TrainingJob
+from training.services import job_cancel, job_claim, job_run
+
+J = TrainingJob.Status
+pytestmark = pytest.mark.django_db
+
+
+def _job(status: str, *, heartbeat_age_s: float | None = None, worker: str = "") -> TrainingJob:
+    round = make_round(status="training")
+    heartbeat = timezone.now() - timedelta(seconds=heartbeat_age_s) if heartbeat_age_s is not None else None
+    return TrainingJob.objects.create(round=round, status=status, heartbeat_at=heartbeat, worker=worker, total_steps=10)
+
+
+def test_a_redelivered_task_is_a_no_op_while_another_worker_runs_the_job():
+    job = _job(J.RUNNING, heartbeat_age_s=1, worker="other:1")
+    assert job_run(job_id=job.pk, worker="me:2") == "skipped"
+    job.refresh_from_db()
+    assert (job.status, job.worker, job.attempt) == (J.RUNNING, "other:1", 0)
+
+
+@pytest.mark.parametrize("status", [J.SUCCEEDED, J.FAILED, J.CANCELLED, J.CANCELLING])
+def test_a_finished_or_stopping_job_is_never_claimed_again(status):
+    job = _job(status, heartbeat_age_s=10_000)
+    assert job_run(job_id=job.pk, worker="me:2") == "skipped"
+    job.refresh_from_db()
+    assert job.status == status and job.attempt == 0
+
+
+def test_a_running_job_whose_worker_stopped_beating_is_claimed_by_the_next_worker():
+    job = _job(J.RUNNING, heartbeat_age_s=10_000, worker="dead:1")
+    assert job_claim(job_id=job.pk, worker="me:2")
+    job.refresh_from_db()
+    assert (job.status, job.worker, job.attempt) == (J.RUNNING, "me:2", 1)
+
+
+def test_cancel_stops_a_queued_job_at_once_and_asks_a_running_one_to_stop():
+    queued, running = _job(J.QUEUED), _job(J.RUNNING, heartbeat_age_s=1)
+    assert job_cancel(job=queued) == J.CANCELLED
+    assert job_cancel(job=running) == J.CANCELLING
+    assert job_cancel(job=TrainingJob.objects.get(pk=queued.pk)) == J.CANCELLED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_racing_for_a_queued_job_claim_it_exactly_once():
+    for _ in range(5):
+        job = _job(J.QUEUED)
+        results: list[bool] = []
+        barrier = threading.Barrier(2)
+
+        def claim(name: str) -> None:
+            barrier.wait()
+            try:
+                results.append(job_claim(job_id=job.pk, worker=name))
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=claim, args=(f"w{i}",)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(results) == [False, True]
+        assert TrainingJob.objects.get(pk=job.pk).attempt == 1
