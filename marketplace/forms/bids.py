@@ -7,6 +7,7 @@ from decimal import Decimal, InvalidOperation
 from django import forms
 
 MAX_BID_UNITS = Decimal("1000000")
+MAX_BID_CENTS = int(MAX_BID_UNITS * 100)
 
 
 def amount_to_cents(text: str) -> int:

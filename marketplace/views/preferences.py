@@ -1,0 +1,90 @@
+"""A group's reward preferences for a round: upload pairs or write a rubric; every submission is a new version."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import redirect, render
+
+from marketplace.errors import AppError, NotFound
+from marketplace.forms.preferences import PairsUploadForm, RubricForm
+from marketplace.models import PreferenceSubmission
+from marketplace.preference_files import UploadInvalid
+from marketplace.selectors.rounds import (
+    preference_versions,
+    preferences_current,
+    round_accepting_preferences,
+    round_group_for_member,
+)
+from marketplace.services.preferences import preferences_submit
+
+
+def _refused(request, exc: AppError, access):
+    # Refusals that are not about the input (the round closed meanwhile): say why on the page, which now shows the state.
+    messages.error(request, exc.message)
+    return redirect("preferences_edit", slug=access.round.slug, group_slug=access.group.slug)
+
+
+@login_required
+def preferences_edit(request, slug: str, group_slug: str):
+    try:
+        access = round_group_for_member(user=request.user, round_slug=slug, group_slug=group_slug)
+    except NotFound as exc:
+        raise Http404(exc.message) from None
+    round, group = access.round, access.group
+    pairs_form, rubric_form = PairsUploadForm(), RubricForm()
+    upload_errors: list[str] = []
+
+    if request.method == "POST":
+        kind = request.POST.get("kind")
+        submission = None
+        if kind == PreferenceSubmission.Kind.PAIRS:
+            pairs_form = PairsUploadForm(request.POST, request.FILES)
+            if pairs_form.is_valid():
+                upload = pairs_form.cleaned_data["file"]
+                try:
+                    submission = preferences_submit(
+                        user=request.user, group=group, round=round, kind=kind, payload=upload, source_name=upload.name
+                    )
+                except UploadInvalid as exc:
+                    upload_errors = exc.errors
+                    pairs_form.add_error("file", "The file was not saved; fix the problems listed and upload it again.")
+                except AppError as exc:
+                    return _refused(request, exc, access)
+        elif kind == PreferenceSubmission.Kind.RUBRIC:
+            rubric_form = RubricForm(request.POST)
+            if rubric_form.is_valid():
+                try:
+                    submission = preferences_submit(
+                        user=request.user, group=group, round=round, kind=kind, payload=rubric_form.payload()
+                    )
+                except UploadInvalid as exc:
+                    for message in exc.errors:
+                        rubric_form.add_error(exc.field if exc.field in rubric_form.fields else None, message)
+                except AppError as exc:
+                    return _refused(request, exc, access)
+        else:
+            messages.error(request, "Choose what to submit: a file of pairs or a rubric.")
+        if submission is not None:
+            messages.success(
+                request, f"Saved as version {submission.version} ({submission.row_count} {submission.get_kind_display().lower()} rows)."
+            )
+            return redirect("preferences_edit", slug=round.slug, group_slug=group.slug)
+
+    return render(
+        request,
+        "preferences/edit.html",
+        {
+            "round": round,
+            "group": group,
+            "access": access,
+            "accepting": round_accepting_preferences(round=round),
+            "current": preferences_current(group=group, round=round),
+            "versions": preference_versions(group=group, round=round),
+            "pairs_form": pairs_form,
+            "rubric_form": rubric_form,
+            "upload_errors": upload_errors,
+        },
+        status=400 if (upload_errors or pairs_form.errors or rubric_form.errors) else 200,
+    )

@@ -1,0 +1,35 @@
+"""Public round pages. Bids never appear here; how many groups took part appears only after the close."""
+
+from __future__ import annotations
+
+from django.http import Http404
+from django.shortcuts import render
+
+from marketplace.errors import NotFound
+from marketplace.selectors.rounds import (
+    round_get_public,
+    round_participating_group_count,
+    round_rows_for_member,
+    rounds_public,
+)
+
+
+def round_list(request):
+    return render(request, "rounds/list.html", {"rounds": rounds_public()})
+
+
+def round_detail(request, slug: str):
+    try:
+        round = round_get_public(slug=slug, user=request.user)
+    except NotFound as exc:
+        raise Http404(exc.message) from None
+    return render(
+        request,
+        "rounds/detail.html",
+        {
+            "round": round,
+            "participating_groups": round_participating_group_count(round=round),
+            "my_rows": round_rows_for_member(user=request.user, round=round),
+            "prompts": round.prompts or [],
+        },
+    )

@@ -1,0 +1,122 @@
+"""Staff pages for rounds: list, create, edit, lifecycle buttons, and the bids once bidding is over."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from marketplace.errors import AppError, NotFound
+from marketplace.forms.rounds import RoundForm
+from marketplace.models import Round
+from marketplace.selectors.rounds import (
+    round_bids_for_staff,
+    round_get_for_staff,
+    round_participating_group_count,
+    rounds_for_staff,
+)
+from marketplace.services import lifecycle
+from marketplace.services.round_admin import round_create, round_update
+
+S = Round.Status
+
+
+def staff_required(view):
+    """Anonymous visitors go to the login page; signed-in non-staff get a 404, as if the page did not exist."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_staff:
+            raise Http404("Page not found.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _round(slug: str) -> Round:
+    try:
+        return round_get_for_staff(slug=slug)
+    except NotFound as exc:
+        raise Http404(exc.message) from None
+
+
+@staff_required
+def staff_round_list(request):
+    return render(request, "staff/round_list.html", {"rounds": rounds_for_staff()})
+
+
+@staff_required
+def staff_round_new(request):
+    form = RoundForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            round = round_create(by=request.user, **form.service_fields())
+        except AppError as exc:
+            form.add_app_error(exc)
+        else:
+            messages.success(request, f"Round “{round.title}” created as a draft.")
+            return redirect("staff_round_detail", slug=round.slug)
+    return render(request, "staff/round_form.html", {"form": form, "round": None}, status=400 if form.errors else 200)
+
+
+@staff_required
+def staff_round_edit(request, slug: str):
+    round = _round(slug)
+    form = RoundForm(request.POST or None, request.FILES or None, round=round)
+    if request.method == "POST" and form.is_valid():
+        try:
+            round = round_update(round=round, by=request.user, **form.service_fields())
+        except AppError as exc:
+            form.add_app_error(exc)
+        else:
+            messages.success(request, "Round saved.")
+            return redirect("staff_round_detail", slug=round.slug)
+    return render(request, "staff/round_form.html", {"form": form, "round": round}, status=400 if form.errors else 200)
+
+
+@staff_required
+def staff_round_detail(request, slug: str):
+    round = _round(slug)
+    return render(
+        request,
+        "staff/round_detail.html",
+        {
+            "round": round,
+            "bids": round_bids_for_staff(round=round),
+            "participating_groups": round_participating_group_count(round=round),
+            "can_open": round.status == S.DRAFT,
+            "can_close": round.status == S.OPEN,
+            "can_cancel": round.status in (S.DRAFT, S.OPEN, S.CLOSED, S.TRAINING),
+        },
+    )
+
+
+_ACTIONS = {
+    "open": (lifecycle.round_open_request, "Round opened; candidates are being sampled."),
+    "close": (lifecycle.round_close_request, "Bidding closed; the auction will run next."),
+    "cancel": (lifecycle.round_cancel_request, "Round cancelled; any card holds will be released."),
+}
+
+
+@staff_required
+@require_POST
+def staff_round_action(request, slug: str, action: str):
+    if action not in _ACTIONS:
+        raise Http404("Page not found.")
+    round = _round(slug)
+    service, done = _ACTIONS[action]
+    try:
+        moved = service(round=round, by=request.user)
+    except AppError as exc:
+        messages.error(request, exc.message)
+    else:
+        if moved:
+            messages.success(request, done)
+        else:
+            messages.info(request, f"Nothing changed: the round is already {round.get_status_display().lower()}.")
+    return redirect("staff_round_detail", slug=round.slug)

@@ -1,0 +1,209 @@
+"""A group's reward preferences: versions, the close, who may submit, and bad uploads that store nothing."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
+
+from marketplace.errors import AppError, NotFound
+from marketplace.models import PreferenceSubmission, Round
+from marketplace.preference_files import UploadInvalid
+from marketplace.selectors.rounds import preferences_current
+from marketplace.services.preferences import preferences_submit
+from tests.factories import make_group, make_round, make_user
+
+pytestmark = pytest.mark.django_db
+
+PAIRS = b'{"prompt": "Q", "chosen": "A", "rejected": "B"}\n{"prompt": "Q2", "chosen": "C", "rejected": "D"}\n'
+RUBRIC = {"phrases": [{"phrase": "step by step", "weight": 2}], "target_length_words": None}
+
+
+@pytest.fixture
+def setup():
+    member = make_user()
+    group = make_group(members=[member])
+    return group, member, make_round()
+
+
+def url(round, group):
+    return reverse("preferences_edit", kwargs={"slug": round.slug, "group_slug": group.slug})
+
+
+def test_every_submission_is_a_new_version_and_the_newest_counts(setup):
+    group, member, round = setup
+    first = preferences_submit(user=member, group=group, round=round, kind="pairs", payload=PAIRS, source_name="a.jsonl")
+    second = preferences_submit(user=member, group=group, round=round, kind="rubric", payload=RUBRIC)
+    assert (first.version, second.version) == (1, 2)
+    assert first.row_count == 2 and first.payload["pairs"][0] == {"prompt": "Q", "chosen": "A", "rejected": "B"}
+    assert preferences_current(group=group, round=round).pk == second.pk
+
+
+def test_versions_count_per_group_and_round(setup):
+    group, member, round = setup
+    other_round = make_round()
+    preferences_submit(user=member, group=group, round=round, kind="rubric", payload=RUBRIC)
+    assert preferences_submit(user=member, group=group, round=other_round, kind="rubric", payload=RUBRIC).version == 1
+
+
+def test_it_refuses_preferences_after_the_close(setup):
+    group, member, _ = setup
+    closed = make_round(status=Round.Status.CLOSED)
+    with pytest.raises(AppError, match="has closed"):
+        preferences_submit(user=member, group=group, round=closed, kind="rubric", payload=RUBRIC)
+    past_window = make_round(closes_at=timezone.now() - timedelta(seconds=1))
+    with pytest.raises(AppError, match="has closed"):
+        preferences_submit(user=member, group=group, round=past_window, kind="rubric", payload=RUBRIC)
+    assert PreferenceSubmission.objects.count() == 0
+
+
+def test_it_refuses_outsiders(setup):
+    group, _, round = setup
+    with pytest.raises(NotFound):
+        preferences_submit(user=make_user(staff=True), group=group, round=round, kind="rubric", payload=RUBRIC)
+
+
+def test_it_refuses_kinds_it_does_not_take_here(setup):
+    group, member, round = setup
+    with pytest.raises(AppError, match="cannot be submitted here"):
+        preferences_submit(user=member, group=group, round=round, kind="scores", payload={})
+
+
+def test_a_member_uploads_pairs_on_the_page_and_sees_the_version(client, setup):
+    group, member, round = setup
+    client.force_login(member)
+    response = client.post(
+        url(round, group), {"kind": "pairs", "file": SimpleUploadedFile("prefs.jsonl", PAIRS)}, follow=True
+    )
+    assert response.status_code == 200
+    assert "Saved as version 1" in response.content.decode()
+    assert "prefs.jsonl" in response.content.decode()
+    assert preferences_current(group=group, round=round).source_name == "prefs.jsonl"
+
+
+def test_a_member_writes_a_rubric_on_the_page(client, setup):
+    group, member, round = setup
+    client.force_login(member)
+    response = client.post(url(round, group), {"kind": "rubric", "phrases": "polite, 1\nrude, -2", "target_length_words": "80"})
+    assert response.status_code == 302
+    current = preferences_current(group=group, round=round)
+    assert current.payload == {
+        "phrases": [{"phrase": "polite", "weight": 1.0}, {"phrase": "rude", "weight": -2.0}],
+        "target_length_words": 80,
+    }
+
+
+def test_a_bad_rubric_shows_line_numbered_errors_and_stores_nothing(client, setup):
+    group, member, round = setup
+    client.force_login(member)
+    response = client.post(url(round, group), {"kind": "rubric", "phrases": "polite, 1\npolite, 2"})
+    assert response.status_code == 400
+    assert "line 2: &#x27;polite&#x27; is listed twice" in response.content.decode()
+    assert PreferenceSubmission.objects.count() == 0
+
+
+BAD_UPLOADS = [
+    ("missing field", "p.jsonl", b'{"prompt": "Q", "chosen": "A"}\n', "line 1: missing field &#x27;rejected&#x27;"),
+    (
+        "identical",
+        "p.jsonl",
+        PAIRS + b'{"prompt": "Q", "chosen": "X", "rejected": "X"}\n',
+        "line 3: &#x27;chosen&#x27; and &#x27;rejected&#x27; are identical",
+    ),
+    ("not utf-8", "p.csv", b"prompt,chosen,rejected\nQ,\xff,B\n", "byte 25 (0xff) cannot be decoded"),
+    ("empty", "p.jsonl", b"", "The file is empty."),
+    ("missing column", "p.csv", b"prompt,chosen\nQ,A\n", "line 1: missing column &#x27;rejected&#x27;"),
+    ("extra column", "p.csv", b"prompt,chosen,rejected,x\nQ,A,B,C\n", "line 1: unexpected column &#x27;x&#x27;"),
+    ("non-string", "p.jsonl", b'{"prompt": "Q", "chosen": ["A"], "rejected": "B"}\n', "must be a string, not list"),
+    ("not json", "p.jsonl", b'{"prompt": "Q",\n', "line 1: not valid JSON"),
+]
+
+
+@pytest.mark.parametrize("name,filename,data,message", BAD_UPLOADS, ids=[b[0] for b in BAD_UPLOADS])
+def test_a_bad_upload_gets_its_own_message_and_changes_nothing(client, setup, name, filename, data, message):
+    group, member, round = setup
+    preferences_submit(user=member, group=group, round=round, kind="rubric", payload=RUBRIC)
+    before = PreferenceSubmission.objects.count()
+    client.force_login(member)
+    response = client.post(url(round, group), {"kind": "pairs", "file": SimpleUploadedFile(filename, data)})
+    assert response.status_code == 400
+    body = response.content.decode()
+    if name == "empty":
+        # Django itself refuses an empty upload before our parser sees it; the message still says why.
+        assert "The submitted file is empty." in body
+    else:
+        assert message in body
+        assert "Nothing was saved" in body
+    assert PreferenceSubmission.objects.count() == before
+    assert preferences_current(group=group, round=round).kind == "rubric"
+
+
+def test_an_upload_over_the_limit_is_refused_and_changes_nothing(client, setup, settings):
+    group, member, round = setup
+    settings.PREFERENCE_UPLOAD_MAX_BYTES = len(PAIRS) - 1
+    client.force_login(member)
+    response = client.post(url(round, group), {"kind": "pairs", "file": SimpleUploadedFile("p.jsonl", PAIRS)})
+    assert response.status_code == 400
+    assert "larger than the limit" in response.content.decode()
+    assert PreferenceSubmission.objects.count() == 0
+
+
+def test_the_page_lists_versions_and_refuses_changes_after_close(client, setup):
+    group, member, round = setup
+    preferences_submit(user=member, group=group, round=round, kind="rubric", payload=RUBRIC)
+    preferences_submit(user=member, group=group, round=round, kind="pairs", payload=PAIRS, source_name="v2.jsonl")
+    Round.objects.filter(pk=round.pk).update(status=Round.Status.CLOSED)
+    client.force_login(member)
+    body = client.get(url(round, group)).content.decode()
+    assert "v2.jsonl" in body and "Version 2 is the one that counts" in body
+    assert "Upload pairs" not in body
+    response = client.post(url(round, group), {"kind": "rubric", "phrases": "x, 1"}, follow=True)
+    assert "has closed" in response.content.decode()
+    assert PreferenceSubmission.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_submissions_get_distinct_versions():
+    member = make_user()
+    group = make_group(members=[member])
+    round = make_round()
+    results: list[object] = []
+    barrier = threading.Barrier(4)
+
+    def submit():
+        try:
+            barrier.wait()
+            results.append(preferences_submit(user=member, group=group, round=round, kind="rubric", payload=RUBRIC).version)
+        except Exception as exc:  # reported below; a thread's exception would otherwise vanish
+            results.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [1, 2, 3, 4]
+
+
+def test_uploaded_payload_is_the_parsed_pairs_not_the_raw_file(setup):
+    group, member, round = setup
+    csv_data = b"prompt,chosen,rejected\nQ,A,B\n"
+    submission = preferences_submit(user=member, group=group, round=round, kind="pairs", payload=csv_data, source_name="x.csv")
+    assert json.loads(json.dumps(submission.payload)) == {"format": "csv", "pairs": [{"prompt": "Q", "chosen": "A", "rejected": "B"}]}
+
+
+def test_the_service_raises_upload_invalid_with_all_problems(setup):
+    group, member, round = setup
+    with pytest.raises(UploadInvalid) as caught:
+        preferences_submit(
+            user=member, group=group, round=round, kind="pairs", payload=b'{"prompt": "Q"}\n', source_name="p.jsonl"
+        )
+    assert caught.value.errors == ["line 1: missing field 'chosen'", "line 1: missing field 'rejected'"]
