@@ -175,4 +175,4 @@ def test_home_and_nav_render_for_visitors_and_members(client):
     staff = make_user(staff=True)
     client.force_login(staff)
     body = client.get("/").content.decode()
-    assert "Log out" in body and "My groups" in body and 'href="/admin/"' in body and "csrfmiddlewaretoken" in body
+    assert "Log out" in body and "My groups" in body and 'href="/staff/rounds/"' in body and "csrfmiddlewaretoken" in body
