@@ -40,6 +40,11 @@ serve: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py runserver 127.0.0.1:8000
 
+# localstripe by hand, on 127.0.0.1 only, state under var/localstripe/ (the demo and the tests start their own).
+LOCALSTRIPE_PORT ?= 8420
+stripe: install
+	$(PY) -m marketplace.localstripe_server --port $(LOCALSTRIPE_PORT) --state var/localstripe/state
+
 worker: install
 	$(PY) -m celery -A marketplace worker -Q default,training -c 1 -l info
 

@@ -135,6 +135,11 @@ STRIPE_JS_URL = env_str(
     "STRIPE_JS_URL", f"{STRIPE_API_BASE}/js.stripe.com/v3/" if STRIPE_API_BASE else "https://js.stripe.com/v3/"
 )
 STRIPE_HOLD_DAYS = env_int("STRIPE_HOLD_DAYS", 5, minimum=1)
+# How long training is expected to take after the close: a round whose bidding window plus this exceeds the hold is
+# billed off-session at delivery instead of held at bid time.
+BILLING_TRAINING_ALLOWANCE_HOURS = env_int("BILLING_TRAINING_ALLOWANCE_HOURS", 24, minimum=0)
+# What an hour of the training job's wall time costs the platform, for the staff billing overview.
+BILLING_GPU_COST_PER_HOUR_CENTS = env_int("BILLING_GPU_COST_PER_HOUR_CENTS", 250, minimum=0)
 if not STRIPE_SECRET_KEY.startswith("sk_"):
     raise ConfigError("STRIPE_SECRET_KEY must start with sk_ (use a test-mode key)")
 
