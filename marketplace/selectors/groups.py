@@ -36,8 +36,10 @@ def user_groups(*, user) -> QuerySet[PreferenceGroup]:
     if not getattr(user, "is_authenticated", False):
         return PreferenceGroup.objects.none()
     role = Membership.objects.filter(group=OuterRef("pk"), user=user).values("role")[:1]
+    # Filter through a subquery, not a join: a join on memberships would make the count see only the user's own row.
+    mine = Membership.objects.filter(user=user).values("group_id")
     return (
-        PreferenceGroup.objects.filter(memberships__user=user)
+        PreferenceGroup.objects.filter(pk__in=mine)
         .annotate(my_role=Subquery(role), member_count=Count("memberships", distinct=True))
         .order_by("name")
     )

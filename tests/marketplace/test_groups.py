@@ -54,11 +54,11 @@ def test_my_groups_lists_only_my_groups_or_an_empty_state(client):
     me = make_user()
     client.force_login(me)
     assert "You are not in any group yet" in client.get("/groups/").content.decode()
-    make_group(admin=me, name="Mine")
+    make_group(admin=me, members=[make_user(), make_user()], name="Mine")
     make_group(name="Theirs")
     body = client.get("/groups/").content.decode()
-    assert "Mine" in body and "Theirs" not in body
-    assert [g.name for g in user_groups(user=me)] == ["Mine"]
+    assert "Mine" in body and "Theirs" not in body and "3 members" in body
+    assert [(g.name, g.my_role, g.member_count) for g in user_groups(user=me)] == [("Mine", "admin", 3)]
 
 
 GROUP_PAGES = ["", "members/", "rounds/", "preferences/", "settings/", "leave/"]
