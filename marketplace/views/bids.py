@@ -13,14 +13,8 @@ from marketplace.errors import AppError, NotFound
 from marketplace.forms import add_app_error
 from marketplace.forms.bids import BidForm, cents_to_amount
 from marketplace.selectors.rounds import bid_of_group, round_group_for_member
+from marketplace.services import bids as bid_services
 from marketplace.services.rounds import round_is_accepting_bids
-
-
-def _bid_services():
-    # Imported on use: the billing part owns this module, and the rest of the site must load without it.
-    from marketplace.services import bids
-
-    return bids
 
 
 def _access(request, slug: str, group_slug: str):
@@ -41,7 +35,7 @@ def bid_edit(request, slug: str, group_slug: str):
         form = BidForm(request.POST or None, initial=initial)
         if request.method == "POST" and form.is_valid():
             try:
-                placed = _bid_services().bid_place(
+                placed = bid_services.bid_place(
                     user=request.user, group=group, round=round, amount_cents=form.cleaned_data["amount"]
                 )
             except AppError as exc:
@@ -73,7 +67,7 @@ def bid_withdraw(request, slug: str, group_slug: str):
     if not access.is_admin:
         raise PermissionDenied("Only the group's admins can withdraw the bid.")
     try:
-        _bid_services().bid_withdraw(user=request.user, group=access.group, round=access.round)
+        bid_services.bid_withdraw(user=request.user, group=access.group, round=access.round)
     except AppError as exc:
         messages.error(request, exc.message)
     else:
