@@ -31,11 +31,12 @@ class DemoRunner:
         from marketplace.localstripe_server import LocalStripe
         from marketplace.management.commands.demo import start_worker
 
-        self.stripe = LocalStripe(state_dir=Path(settings.VAR_DIR) / "localstripe")
+        self.stripe = LocalStripe(state_path=Path(settings.VAR_DIR) / "localstripe" / "state")
         self.stripe.start()
-        settings.STRIPE_API_BASE = self.stripe.api_base
-        self.write(f"localstripe answers on {self.stripe.api_base}")
-        env = {"STRIPE_API_BASE": self.stripe.api_base, "DATABASE_URL": os.environ.get("DATABASE_URL", ""),
+        settings.STRIPE_API_BASE = self.stripe.url
+        settings.STRIPE_JS_URL = f"{self.stripe.url}/js.stripe.com/v3/"
+        self.write(f"localstripe answers on {self.stripe.url}")
+        env = {"STRIPE_API_BASE": self.stripe.url, "DATABASE_URL": os.environ.get("DATABASE_URL", ""),
                "PYTHONUNBUFFERED": "1"}
         if self.opts.get("steps"):
             env["TRAINING_DEFAULT_STEPS"] = str(self.opts["steps"])

@@ -4,6 +4,8 @@ import math
 from dataclasses import asdict
 from pathlib import Path
 
+from django.conf import settings
+
 from marketplace.models import AuctionOutcome, GroupOutcome
 from training.models import Evaluation, RewardModel, TrainingJob
 from training.services.candidates import candidates_by_prompt
@@ -17,7 +19,7 @@ def job_evaluate(*, job: TrainingJob, n_samples: int = 8) -> Evaluation:
     Idempotent: the evaluation is stored once per job.
     """
     from training.corpus import heldout_prompts
-    from training.evaluation import evaluate
+    from training.evaluation import GroupScorer, evaluate
     from training.rewards import AffineNormaliser
 
     existing = Evaluation.objects.filter(job=job).first()
@@ -34,7 +36,7 @@ def job_evaluate(*, job: TrainingJob, n_samples: int = 8) -> Evaluation:
         q0.append([x / s for x in w])
     scorers = {}
     for rm in RewardModel.objects.filter(round=round).select_related("group"):
-        scorers[rm.group.slug] = (reward_model_restore(reward_model=rm), AffineNormaliser(lo=rm.norm_min, hi=rm.norm_max))
+        scorers[rm.group.slug] = GroupScorer(reward_model_restore(reward_model=rm), AffineNormaliser(lo=rm.norm_min, hi=rm.norm_max))
     weights = round.prompt_weights or [1.0] * len(round.prompts)
     result = evaluate(
         base_path=base_path_for(round.base_model),
@@ -45,7 +47,8 @@ def job_evaluate(*, job: TrainingJob, n_samples: int = 8) -> Evaluation:
         candidates=[[c.text for c in row] for row in cands],
         q0=q0,
         q_star=outcome.result["policy"],
-        reward_models=scorers,
+        groups=scorers,
+        device=settings.TRAINING_DEVICE,
         n_samples=n_samples,
         seed=round.seed,
     )
@@ -56,8 +59,9 @@ def job_evaluate(*, job: TrainingJob, n_samples: int = 8) -> Evaluation:
             tv_after=result.tv_after,
             kl_estimate=result.kl_estimate,
             delivered=result.delivered,
-            base=result.base_reward,
-            heldout=getattr(result, "heldout", {}) or {},
+            # Delivered and base rewards both come from fresh samples, so they compare like with like.
+            base=result.base_fresh_reward,
+            heldout=result.delivered_heldout,
             details=asdict(result),
         ),
     )

@@ -54,7 +54,10 @@ def _config_for(*, round: Round, method: str, overrides: dict[str, Any] | None) 
     fields: dict[str, Any] = {"method": method, "steps": DEFAULT_STEPS, "seed": round.seed, "kl_weight": round.kl_weight,
                               "device": settings.TRAINING_DEVICE}
     fields.update(overrides or {})
-    return TrainConfig(**fields).resolved()
+    try:
+        return TrainConfig(**fields).resolved()
+    except (TypeError, ValueError) as exc:
+        raise AppError(f"Bad training settings: {exc}", code="bad_hyperparameters") from exc
 
 
 def job_create(*, round: Round, method: str = "weighted_sft", overrides: dict[str, Any] | None = None) -> TrainingJob:
@@ -131,12 +134,34 @@ def _train_inputs(job: TrainingJob) -> dict[str, Any]:
     cands = candidates_by_prompt(round=round)
     weights = round.prompt_weights or [1.0] * len(round.prompts)
     total = float(sum(weights))
-    return dict(
+    inputs: dict[str, Any] = dict(
         prompts=list(round.prompts),
         candidates=[[c.text for c in row] for row in cands],
         target_weights=outcome.result["policy"],
         prompt_weights=[w / total for w in weights],
+        base_logweights=[[c.base_logweight for c in row] for row in cands],
     )
+    if job.method == "grpo":
+        inputs["rewards_for_rl"] = _rl_rewards(round, outcome)
+    return inputs
+
+
+def _rl_rewards(round: Round, outcome: AuctionOutcome) -> list[Any]:
+    """Each participating group's normalised reward model and bid, for the RL method."""
+    from training.evaluation import GroupScorer
+    from training.models import RewardModel
+    from training.rewards import AffineNormaliser
+    from training.services.rewards import reward_model_restore
+    from training.trainer import RLReward
+
+    bids = {g["id"]: float(g["bid"]) for g in outcome.instance.get("groups", [])}
+    out = []
+    for rm in RewardModel.objects.filter(round=round).select_related("group"):
+        if rm.group.slug not in bids:
+            continue
+        scorer = GroupScorer(reward_model_restore(reward_model=rm), AffineNormaliser(lo=rm.norm_min, hi=rm.norm_max))
+        out.append(RLReward(name=rm.group.slug, bid=bids[rm.group.slug], score=scorer.normalised))
+    return out
 
 
 def job_run(*, job_id: int, worker: str | None = None) -> str:
@@ -149,6 +174,7 @@ def job_run(*, job_id: int, worker: str | None = None) -> str:
     if not job_claim(job_id=job_id, worker=worker):
         return "skipped"
     from training.trainer import TrainConfig, train  # heavy: only once the job is ours
+    from training.trainer import _list_checkpoints as list_checkpoints
     job = TrainingJob.objects.select_related("round").get(pk=job_id)
     job_event(job=job, type=JobEvent.Type.STATUS, message=f"Running on {worker} (attempt {job.attempt})")
 
@@ -162,19 +188,13 @@ def job_run(*, job_id: int, worker: str | None = None) -> str:
         )
         if updated == 0:
             raise JobCancelled("another worker took over this job")
-        if getattr(progress, "checkpoint", None) is not None:
-            ckpt = progress.checkpoint
-            Checkpoint.objects.update_or_create(
-                job_id=job_id, step=ckpt.step, defaults=dict(path=str(ckpt.path), metrics={"loss": ckpt.loss})
-            )
-            job_event(job=job, type=JobEvent.Type.CHECKPOINT, message=f"Checkpoint at step {ckpt.step}",
-                      step=ckpt.step, loss=ckpt.loss)
+        _sync_checkpoints(job, list_checkpoints(Path(job.output_dir)))
 
     def should_cancel() -> bool:
         return still_ours().status == J.CANCELLING
 
     try:
-        config = TrainConfig(**job.hyperparameters)
+        config = TrainConfig.from_dict(job.hyperparameters)
         result = train(
             base_path=base_path_for(job.round.base_model),
             config=config,
@@ -199,8 +219,12 @@ def job_run(*, job_id: int, worker: str | None = None) -> str:
                         finished_at=timezone.now())
         job_event(job=job, type=JobEvent.Type.STATUS, message=f"Cancelled at step {result.steps_done}")
         return J.CANCELLED
+    _sync_checkpoints(job, result.checkpoints)
+    if result.resumed_from_step:
+        job_event(job=job, type=JobEvent.Type.INFO, message=f"Resumed from checkpoint at step {result.resumed_from_step}",
+                  step=result.resumed_from_step)
     with transaction.atomic():
-        best = str(result.best_checkpoint or "")
+        best = result.best_checkpoint.path if result.best_checkpoint else ""
         Checkpoint.objects.filter(job_id=job_id).update(is_best=False)
         if best:
             Checkpoint.objects.filter(job_id=job_id, path=best).update(is_best=True)
@@ -214,6 +238,19 @@ def job_run(*, job_id: int, worker: str | None = None) -> str:
         job_event(job=job, type=JobEvent.Type.STATUS, message=f"Succeeded after {result.steps_done} steps")
     job.refresh_from_db()
     return job.status
+
+
+def _sync_checkpoints(job: TrainingJob, checkpoints: list[Any]) -> None:
+    """Mirror the trainer's checkpoints (folders written atomically) into rows, once each."""
+    known = set(Checkpoint.objects.filter(job=job).values_list("step", flat=True))
+    for ckpt in checkpoints:
+        if ckpt.step in known:
+            continue
+        metrics = {"loss": ckpt.loss, "tokens": ckpt.tokens, "weighted_nll": ckpt.weighted_nll, "tv_to_target": ckpt.tv_to_target}
+        _, created = Checkpoint.objects.get_or_create(job=job, step=ckpt.step, defaults={"path": ckpt.path, "metrics": metrics})
+        if created:
+            job_event(job=job, type=JobEvent.Type.CHECKPOINT, message=f"Checkpoint at step {ckpt.step}", **metrics,
+                      step=ckpt.step)
 
 
 def jobs_reap() -> list[int]:
