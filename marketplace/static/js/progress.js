@@ -1,0 +1,192 @@
+/* Keeps every round progress card ([data-round-progress]) current by polling its data-progress-url every 2 s.
+   Updates the card in place with textContent only (never innerHTML), and stops once the round is delivered,
+   failed or cancelled, or when the round disappears (404). */
+(function () {
+  "use strict";
+  if (window.roundProgressStarted) return; // the include may appear, and load this file, more than once
+  window.roundProgressStarted = true;
+
+  var INTERVAL_MS = 2000;
+  var FINAL = { delivered: true, failed: true, cancelled: true };
+
+  function field(card, name) {
+    return card.querySelector('[data-field="' + name + '"]');
+  }
+
+  function setText(card, name, text) {
+    var el = field(card, name);
+    if (el && el.textContent !== String(text)) el.textContent = String(text);
+  }
+
+  function show(el, visible) {
+    if (el) el.hidden = !visible;
+  }
+
+  function badge(status, label) {
+    var span = document.createElement("span");
+    span.className = "badge badge-" + status;
+    span.textContent = label;
+    return span;
+  }
+
+  function replaceBadge(el, status, label) {
+    if (!el) return;
+    var current = el.firstElementChild;
+    if (current && current.className === "badge badge-" + status && current.textContent === label) return;
+    el.replaceChildren(badge(status, label));
+  }
+
+  function duration(seconds) {
+    if (seconds === null || seconds === undefined) return "—";
+    var total = Math.max(0, Math.round(seconds));
+    var h = Math.floor(total / 3600), m = Math.floor((total % 3600) / 60), s = total % 60;
+    if (h) return h + " h " + m + " min";
+    if (m) return m + " min " + s + " s";
+    return s + " s";
+  }
+
+  function clock(iso) {
+    return iso ? iso.slice(11, 19) : "";
+  }
+
+  function renderSteps(card, steps) {
+    var list = field(card, "steps");
+    if (!list || !steps) return;
+    steps.forEach(function (step) {
+      var li = list.querySelector('[data-step="' + step.status + '"]');
+      if (!li || li.getAttribute("data-state") === step.state) return;
+      li.setAttribute("data-state", step.state);
+      li.className = "badge" + (step.state === "done" ? " badge-delivered" : step.state === "current" ? " badge-" + step.status : "");
+      li.textContent = (step.state === "done" ? "✓ " : "") + step.label;
+      if (step.state === "current") li.setAttribute("aria-current", "step");
+      else li.removeAttribute("aria-current");
+    });
+  }
+
+  function renderJob(card, job) {
+    show(field(card, "job"), !!job);
+    show(field(card, "no_job"), !job);
+    if (!job) return;
+    replaceBadge(field(card, "job_status"), job.status, job.status_display);
+    setText(card, "job_steps_done", job.steps_done);
+    setText(card, "job_total_steps", job.total_steps);
+    var percent = Math.round(Math.min(1, Math.max(0, job.progress || 0)) * 100);
+    var bar = field(card, "job_bar");
+    if (bar) {
+      bar.setAttribute("aria-valuenow", String(percent));
+      if (bar.firstElementChild) bar.firstElementChild.style.width = percent + "%";
+    }
+    setText(card, "job_tokens_seen", job.tokens_seen);
+    setText(card, "job_loss", job.loss === null ? "—" : Number(job.loss).toFixed(4));
+    setText(card, "job_eta", duration(job.eta_seconds));
+    setText(card, "job_heartbeat", job.heartbeat_at ? clock(job.heartbeat_at) + " UTC" : "—");
+    var error = field(card, "job_error");
+    if (error) {
+      error.textContent = job.error_message || "";
+      show(error, !!job.error_message);
+    }
+  }
+
+  function renderEvents(card, events) {
+    var list = field(card, "events");
+    if (!list) return;
+    var items = (events || []).map(function (event) {
+      var li = document.createElement("li");
+      var time = document.createElement("span");
+      time.className = "muted";
+      time.textContent = clock(event.created_at);
+      li.append(time, " " + event.message);
+      return li;
+    });
+    if (!items.length) {
+      var empty = document.createElement("li");
+      empty.className = "muted";
+      empty.textContent = "No events yet.";
+      items.push(empty);
+    }
+    var signature = items.map(function (li) { return li.textContent; }).join("\n");
+    if (list.getAttribute("data-signature") === signature) return;
+    list.setAttribute("data-signature", signature);
+    list.replaceChildren.apply(list, items);
+  }
+
+  function renderEvaluation(card, evaluation) {
+    show(field(card, "evaluation"), !!evaluation);
+    if (!evaluation) return;
+    setText(card, "eval_tv_before", Number(evaluation.tv_before).toFixed(4));
+    setText(card, "eval_tv_after", Number(evaluation.tv_after).toFixed(4));
+    setText(card, "eval_kl", Number(evaluation.kl_estimate).toFixed(4));
+  }
+
+  function render(card, data) {
+    replaceBadge(field(card, "status"), data.status, data.status_display);
+    renderSteps(card, data.steps);
+    var detail = field(card, "status_detail");
+    if (detail) {
+      detail.textContent = data.status_detail || "";
+      show(detail, !!data.status_detail);
+    }
+    show(field(card, "billing_pending"), !!data.billing_pending);
+    setText(card, "candidates", data.candidates);
+    renderJob(card, data.job);
+    renderEvents(card, data.events);
+    renderEvaluation(card, data.evaluation);
+    card.setAttribute("data-status", data.status);
+  }
+
+  function poll(card) {
+    var url = card.getAttribute("data-progress-url");
+    var timer = null;
+    var busy = false;
+
+    function schedule() {
+      timer = window.setTimeout(tick, INTERVAL_MS);
+    }
+
+    function tick() {
+      timer = null;
+      if (document.hidden) { // no requests from background tabs; visibilitychange restarts the loop
+        return;
+      }
+      busy = true;
+      fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" }, cache: "no-store" })
+        .then(function (response) {
+          if (response.status === 404) throw new Error("stop");
+          if (!response.ok) return null; // a passing server error: try again at the next tick
+          return response.json();
+        })
+        .then(function (data) {
+          busy = false;
+          if (!data) return schedule();
+          render(card, data);
+          if (FINAL[data.status]) {
+            card.setAttribute("data-final", "true");
+            return;
+          }
+          schedule();
+        })
+        .catch(function (error) {
+          busy = false;
+          if (error && error.message === "stop") return;
+          schedule(); // network hiccup: keep trying
+        });
+    }
+
+    document.addEventListener("visibilitychange", function () {
+      if (!document.hidden && timer === null && !busy && card.getAttribute("data-final") !== "true") tick();
+    });
+    schedule();
+  }
+
+  function start() {
+    var cards = document.querySelectorAll("[data-round-progress]");
+    Array.prototype.forEach.call(cards, function (card) {
+      if (card.getAttribute("data-final") === "true" || card.hasAttribute("data-polling")) return;
+      card.setAttribute("data-polling", "true");
+      poll(card);
+    });
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();

@@ -1,0 +1,172 @@
+"""Training pages. Each view checks who may look, calls one selector or service, and renders."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from marketplace.errors import AppError, NotFound
+from marketplace.forms import add_app_error
+from marketplace.models import Round
+from training import selectors
+from training.forms import LabelForm
+from training.models import TrainingJob
+from training.services import job_cancel
+from training.services.labels import MIN_LABELS, SUGGESTED_LABELS, labels_add
+
+
+def staff_required(view):
+    """Anonymous visitors go to the login page; signed-in non-staff get a 404, as if the page did not exist."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_staff:
+            raise Http404("Page not found.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _visible_round(request, slug: str) -> Round:
+    try:
+        return selectors.round_get_visible(slug=slug, user=request.user)
+    except NotFound as exc:
+        raise Http404(exc.message) from None
+
+
+@require_GET
+def round_progress_json(request, slug: str):
+    try:
+        round = selectors.round_get_visible(slug=slug, user=request.user)
+    except NotFound as exc:
+        return JsonResponse(exc.as_json(), status=exc.status)
+    response = JsonResponse(selectors.round_progress(round=round))
+    # Polled every few seconds: never let a cache answer with an old status.
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_GET
+def round_job(request, slug: str):
+    round = _visible_round(request, slug)
+    page = selectors.job_page(round=round, for_staff=request.user.is_staff)
+    can_cancel = bool(
+        page
+        and request.user.is_staff
+        and page.job.status in (TrainingJob.Status.VALIDATING_FILES, TrainingJob.Status.QUEUED, TrainingJob.Status.RUNNING)
+    )
+    return render(request, "training/job.html", {"round": round, "page": page, "can_cancel": can_cancel})
+
+
+@staff_required
+@require_POST
+def round_job_cancel(request, slug: str):
+    round = _visible_round(request, slug)
+    job = selectors.round_current_job(round=round)
+    if job is None:
+        messages.error(request, "This round has no training job to cancel.")
+        return redirect("round_job", slug=round.slug)
+    status = job_cancel(job=job)
+    if status == TrainingJob.Status.CANCELLED:
+        messages.success(request, "The job was cancelled before it started.")
+    elif status == TrainingJob.Status.CANCELLING:
+        messages.success(request, "The job will stop at its next step.")
+    else:
+        messages.info(request, f"The job is already {TrainingJob.Status(status).label.lower()}; nothing to cancel.")
+    return redirect("round_job", slug=round.slug)
+
+
+def _group_view(request, slug: str, group_slug: str, *, allow_staff: bool) -> selectors.GroupRoundView:
+    try:
+        return selectors.group_round_for_viewer(
+            user=request.user, round_slug=slug, group_slug=group_slug, allow_staff=allow_staff
+        )
+    except NotFound as exc:
+        raise Http404(exc.message) from None
+
+
+@login_required
+@require_GET
+def group_reward_model(request, slug: str, group_slug: str):
+    view = _group_view(request, slug, group_slug, allow_staff=True)
+    page = selectors.reward_model_page(round=view.round, group=view.group)
+    return render(
+        request,
+        "training/reward_model.html",
+        {"round": view.round, "group": view.group, "membership": view.membership, "page": page},
+    )
+
+
+def _counter(raw) -> int:
+    try:
+        return max(0, min(int(raw), 1_000_000))
+    except (TypeError, ValueError):
+        return 0
+
+
+@login_required
+def group_label(request, slug: str, group_slug: str):
+    view = _group_view(request, slug, group_slug, allow_staff=False)
+    round, group = view.round, view.group
+    counter = _counter(request.GET.get("n"))
+    form = None
+    status = 200
+    if request.method == "POST":
+        form = LabelForm(request.POST)
+        if form.is_valid():
+            counter = (form.cleaned_data.get("counter") or 0) + 1
+            next_url = f"{reverse('group_label', kwargs={'slug': round.slug, 'group_slug': group.slug})}?n={counter}"
+            if form.cleaned_data["choice"] == "skip":
+                return redirect(next_url)
+            chosen, rejected = form.chosen_rejected()
+            try:
+                submission = labels_add(
+                    user=request.user,
+                    group=group,
+                    round=round,
+                    prompt_index=form.cleaned_data["prompt_index"],
+                    chosen_index=chosen,
+                    rejected_index=rejected,
+                )
+            except AppError as exc:
+                add_app_error(form, exc)
+                messages.error(request, exc.message)
+                status = exc.status
+            else:
+                messages.success(
+                    request, f"Saved. Your group has labelled {submission.row_count} pair{'s' if submission.row_count != 1 else ''}."
+                )
+                return redirect(next_url)
+        else:
+            status = 400
+    open_for_labels = round.status == Round.Status.OPEN and selectors.round_accepting(round=round)
+    pair = (
+        selectors.label_pair_next(user=request.user, group=group, round=round, counter=counter)
+        if open_for_labels
+        else None
+    )
+    return render(
+        request,
+        "training/label.html",
+        {
+            "round": round,
+            "group": group,
+            "pair": pair,
+            "counter": counter,
+            "form": form,
+            "open_for_labels": open_for_labels,
+            "has_candidates": selectors.round_has_candidates(round=round),
+            "labelled": selectors.labels_count(group=group, round=round),
+            "current": selectors.group_preferences_current(group=group, round=round),
+            "min_labels": MIN_LABELS,
+            "suggested_labels": SUGGESTED_LABELS,
+        },
+        status=status,
+    )
