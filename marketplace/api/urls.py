@@ -1,3 +1,25 @@
-from django.urls import path  # noqa: F401
+"""The JSON API under /api/: token auth on every endpoint, OpenAPI at /api/openapi.json, docs at /api/docs."""
 
-urlpatterns: list = []
+from __future__ import annotations
+
+from django.urls import path
+from ninja import NinjaAPI
+
+from marketplace.api.auth import TokenAuth
+from marketplace.api.endpoints import router
+from marketplace.api.errors import install_error_handlers
+
+api = NinjaAPI(
+    title="Tunemarket API",
+    version="1",
+    description=(
+        "The marketplace's actions for scripts. Authenticate with `Authorization: Bearer <token>` "
+        "(create a token on your profile page). Errors look like `{\"error\": {\"code\", \"message\", \"field\"}}`."
+    ),
+    urls_namespace="api",
+    auth=TokenAuth(),
+)
+install_error_handlers(api)
+api.add_router("", router)
+
+urlpatterns = [path("", api.urls)]

@@ -1,0 +1,283 @@
+"""The endpoints. Each parses input, calls the same selector or service as the pages, and returns a schema."""
+
+from __future__ import annotations
+
+import json
+
+from django.http import HttpResponse
+from ninja import Router
+
+from marketplace.api.schemas import (
+    BidIn,
+    BidOut,
+    ErrorOut,
+    GroupOut,
+    MyGroupInRound,
+    PreferencesOut,
+    PreferenceSubmissionOut,
+    RoundDetailOut,
+    RoundOut,
+)
+from marketplace.errors import AppError, NotAllowed
+from marketplace.forms.bids import MAX_BID_CENTS
+from marketplace.models import PreferenceSubmission, Round
+from marketplace.selectors.groups import user_groups
+from marketplace.selectors.rounds import (
+    bid_of_group,
+    preference_versions,
+    preferences_current,
+    round_get_public,
+    round_group_for_member,
+    round_participating_group_count,
+    round_rows_for_member,
+    rounds_public,
+)
+from marketplace.services.bids import bid_place, bid_withdraw
+from marketplace.services.preferences import preferences_submit
+
+router = Router()
+ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut}
+
+
+
+def _round_out(round: Round) -> dict:
+    return {
+        "slug": round.slug,
+        "title": round.title,
+        "description": round.description,
+        "status": round.status,
+        "base_model": round.base_model,
+        "kl_weight": round.kl_weight,
+        "candidates_per_prompt": round.candidates_per_prompt,
+        "currency": round.currency,
+        "opens_at": round.opens_at,
+        "closes_at": round.closes_at,
+        "prompt_count": len(round.prompts or []),
+        "participating_groups": round_participating_group_count(round=round),
+    }
+
+
+def _submission_out(submission: PreferenceSubmission) -> dict:
+    return {
+        "version": submission.version,
+        "kind": submission.kind,
+        "row_count": submission.row_count,
+        "source_name": submission.source_name,
+        "submitted_by": submission.submitted_by.email,
+        "created_at": submission.created_at,
+    }
+
+
+@router.get("/rounds", response={200: list[RoundOut], **ERRORS}, tags=["rounds"], summary="List rounds past draft")
+def list_rounds(request):
+    return [_round_out(r) for r in rounds_public()]
+
+
+@router.get("/rounds/{slug}", response={200: RoundDetailOut, **ERRORS}, tags=["rounds"], summary="One round, with your groups in it")
+def get_round(request, slug: str):
+    round = round_get_public(slug=slug, user=request.auth)
+    rows = round_rows_for_member(user=request.auth, round=round)
+    return {
+        **_round_out(round),
+        "prompts": round.prompts or [],
+        "my_groups": [
+            MyGroupInRound(
+                group_slug=row.group.slug,
+                group_name=row.group.name,
+                role=row.role,
+                has_bid=row.has_bid,
+                preferences_version=row.submission.version if row.submission else None,
+            )
+            for row in rows
+        ],
+    }
+
+
+@router.get("/groups", response={200: list[GroupOut], **ERRORS}, tags=["groups"], summary="Your groups and your role in each")
+def list_my_groups(request):
+    return [{"slug": g.slug, "name": g.name, "role": g.my_role} for g in user_groups(user=request.auth)]
+
+
+PREFERENCES_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "Preference pairs: JSONL (prompt, chosen, rejected per line) or CSV with that header.",
+                        }
+                    },
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {
+                            "type": "object",
+                            "title": "Rubric",
+                            "required": ["kind", "phrases"],
+                            "properties": {
+                                "kind": {"const": "rubric"},
+                                "phrases": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["phrase", "weight"],
+                                        "properties": {"phrase": {"type": "string"}, "weight": {"type": "number"}},
+                                    },
+                                },
+                                "target_length_words": {"type": "integer", "minimum": 1},
+                            },
+                        },
+                        {
+                            "type": "object",
+                            "title": "Pairs",
+                            "required": ["kind", "pairs"],
+                            "properties": {
+                                "kind": {"const": "pairs"},
+                                "pairs": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["prompt", "chosen", "rejected"],
+                                        "properties": {
+                                            "prompt": {"type": "string"},
+                                            "chosen": {"type": "string"},
+                                            "rejected": {"type": "string"},
+                                        },
+                                    },
+                                },
+                            },
+                        },
+                    ]
+                }
+            },
+        },
+    }
+}
+
+
+def _parse_preferences_request(request) -> tuple[str, object, str]:
+    """(kind, payload, source_name) from a multipart upload or a JSON body; the service validates the content."""
+    if request.content_type == "multipart/form-data":
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise AppError("Attach the file as the multipart field 'file'.", field="file")
+        return PreferenceSubmission.Kind.PAIRS, upload, upload.name
+    if request.content_type != "application/json":
+        raise AppError("Send multipart/form-data with a 'file', or an application/json body.", code="unsupported_media_type", status=415)
+    try:
+        body = json.loads(request.body or b"")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise AppError("The body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise AppError("The body must be a JSON object with 'kind'.")
+    kind = body.get("kind")
+    if kind == PreferenceSubmission.Kind.RUBRIC:
+        return kind, {k: v for k, v in body.items() if k != "kind"}, ""
+    if kind == PreferenceSubmission.Kind.PAIRS:
+        pairs = body.get("pairs")
+        extra = set(body) - {"kind", "pairs"}
+        if extra:
+            raise AppError(f"Unexpected field '{sorted(extra)[0]}'.", field=sorted(extra)[0])
+        if not isinstance(pairs, list):
+            raise AppError("'pairs' must be a list of {prompt, chosen, rejected} objects.", field="pairs")
+        # The same line-by-line validation as an uploaded file: one JSONL line per pair.
+        data = "\n".join(json.dumps(p, ensure_ascii=False) for p in pairs).encode()
+        return kind, data, "api.jsonl"
+    raise AppError("'kind' must be 'rubric' or 'pairs' (or upload a file as multipart).", field="kind")
+
+
+@router.post(
+    "/rounds/{slug}/groups/{group_slug}/preferences",
+    response={201: PreferenceSubmissionOut, **ERRORS, 415: ErrorOut},
+    tags=["preferences"],
+    summary="Submit a new version of your group's preferences",
+    openapi_extra=PREFERENCES_BODY,
+)
+def submit_preferences(request, slug: str, group_slug: str):
+    access = round_group_for_member(user=request.auth, round_slug=slug, group_slug=group_slug)
+    kind, payload, source_name = _parse_preferences_request(request)
+    submission = preferences_submit(
+        user=request.auth, group=access.group, round=access.round, kind=kind, payload=payload, source_name=source_name
+    )
+    return 201, _submission_out(submission)
+
+
+@router.get(
+    "/rounds/{slug}/groups/{group_slug}/preferences",
+    response={200: PreferencesOut, **ERRORS},
+    tags=["preferences"],
+    summary="The version of your group's preferences that counts",
+)
+def get_preferences(request, slug: str, group_slug: str):
+    access = round_group_for_member(user=request.auth, round_slug=slug, group_slug=group_slug)
+    current = preferences_current(group=access.group, round=access.round)
+    return {
+        "current": _submission_out(current) if current else None,
+        "version_count": preference_versions(group=access.group, round=access.round).count(),
+    }
+
+
+def _bid_out(access) -> dict:
+    bid = bid_of_group(group=access.group, round=access.round)
+    if bid is None:
+        return {"has_bid": False}
+    if not access.is_admin:
+        return {"has_bid": True}
+    return {"has_bid": True, "amount_cents": bid.amount_cents, "currency": bid.currency}
+
+
+@router.get(
+    "/rounds/{slug}/groups/{group_slug}/bid",
+    response={200: BidOut, **ERRORS},
+    tags=["bids"],
+    summary="Whether your group bid; the amount for admins only",
+    exclude_none=True,
+)
+def get_bid(request, slug: str, group_slug: str):
+    return _bid_out(round_group_for_member(user=request.auth, round_slug=slug, group_slug=group_slug))
+
+
+@router.put(
+    "/rounds/{slug}/groups/{group_slug}/bid",
+    response={200: BidOut, **ERRORS, 422: ErrorOut},
+    tags=["bids"],
+    summary="Place or change your group's bid (admins); holds the card for the amount",
+    exclude_none=True,
+)
+def put_bid(request, slug: str, group_slug: str, payload: BidIn):
+    access = round_group_for_member(user=request.auth, round_slug=slug, group_slug=group_slug)
+    if not access.is_admin:
+        raise NotAllowed("Only the group's admins can bid.")
+    if payload.amount_cents <= 0:
+        raise AppError("A bid must be more than zero.", field="amount_cents")
+    if payload.amount_cents > MAX_BID_CENTS:
+        raise AppError("That is more than the largest bid accepted here (1,000,000).", field="amount_cents")
+    try:
+        bid_place(user=request.auth, group=access.group, round=access.round, amount_cents=payload.amount_cents)
+    except AppError as exc:
+        if exc.field == "amount":  # the page's field name; here the body's
+            exc.field = "amount_cents"
+        raise
+    return _bid_out(access)
+
+
+@router.delete(
+    "/rounds/{slug}/groups/{group_slug}/bid",
+    response={204: None, **ERRORS},
+    tags=["bids"],
+    summary="Withdraw your group's bid (admins); releases the hold",
+)
+def delete_bid(request, slug: str, group_slug: str):
+    access = round_group_for_member(user=request.auth, round_slug=slug, group_slug=group_slug)
+    if not access.is_admin:
+        raise NotAllowed("Only the group's admins can withdraw the bid.")
+    bid_withdraw(user=request.auth, group=access.group, round=access.round)
+    return HttpResponse(status=204)
