@@ -1,0 +1,501 @@
+"""The fine-tuning auction on a fixed candidate set: welfare-maximising target and truthful payments.
+
+Pure numpy/scipy (no Django). The mathematics is in ``docs/auction.md`` and the shared mechanism notes:
+
+    q*(k|x)  ∝ q0(k|x) exp(R(x, k) / λ),         R = Σ_i w_i r_i
+    ASW      = λ Σ_x μ(x) log Z(x)
+    p_i      = λ Σ_x μ(x) KL(q*(.|x) || q_-i(.|x))
+             = λ Σ_x μ(x) [ a_i E_q*[r_i] + log E_q*[exp(-a_i r_i)] ],   a_i = w_i / λ
+
+Everything is computed in one vectorised pass over a dense ``(prompts, groups, candidates)`` tensor; see
+:func:`solve` for the algorithm and its numerics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from auctions._numerics import log1p_mean_phi, log1p_mean_phi_series
+
+__all__ = [
+    "Instance",
+    "MechanismError",
+    "Outcome",
+    "make_instance",
+    "normalise_scores",
+    "payments_to_cents",
+    "solve",
+    "true_utility",
+]
+
+_EPS = float(np.finfo(np.float64).eps)
+
+# The fast path's rounding error on KL_i(x) is at most _FAST_PATH_ULPS ulps times a per-row scale (see
+# _kl_to_leave_one_out; measured worst case about 2.5 on random instances). A group whose bound exceeds
+# _FAST_PATH_REL of its KL is recomputed with the cancellation-free form.
+_FAST_PATH_ULPS = 4.0
+_FAST_PATH_REL = 1e-10
+# Below this, the sum E_q*[exp(-a r)] may have lost digits to underflow (or to dropping q* masses below
+# _NEGLIGIBLE): recompute those rows in log space.
+_UNDERFLOW = 1e-200
+_NEGLIGIBLE = 1e-250
+
+
+class MechanismError(ValueError):
+    """An instance the mechanism cannot run on; the message names the group, prompt and candidate at fault."""
+
+
+@dataclass(frozen=True, eq=False)
+class _Packed:
+    """Dense layout for the vectorised solver (built once, when the instance is made).
+
+    Groups are stored by increasing bid: the solver treats groups with w_i / λ below and above 1 with different
+    exponentials, and contiguous slices let it do so without copying the tensor.
+
+    ``shifted[p, i, k] = r_i(x_p, y_k) - low[p, i]`` where ``low`` is the group's lowest reward on the prompt:
+    rewards are only compared within a prompt, so the shift changes nothing mathematically, but it makes a
+    constant report exactly zero and keeps a huge bid on a near-constant reward from swamping the others'
+    digits in the aggregate. Padding candidates have ``log_q0 = -inf`` and ``shifted = 0``.
+    """
+
+    log_q0: np.ndarray  # (P, K) normalised base log-weights, -inf on padding
+    shifted: np.ndarray  # (P, n, K), groups in ``order``
+    low: np.ndarray  # (P, n), groups in ``order``
+    sizes: np.ndarray  # (P,) candidates per prompt
+    order: np.ndarray  # (n,) group indices by increasing bid, so low- and high-rate groups are contiguous
+
+
+@dataclass(frozen=True, eq=False)
+class Instance:
+    """One auction round: reports (bids, rewards) and the round's fixed candidate set.
+
+    Prefer :func:`make_instance`, which accepts plain lists and default prompt weights. Constructing directly
+    validates too (prompt weights must already sum to 1).
+    """
+
+    kl_weight: float
+    group_ids: tuple[str, ...]
+    bids: np.ndarray  # (n,)
+    prompt_weights: np.ndarray  # (P,), sums to 1
+    base_logweights: tuple[np.ndarray, ...]  # one (K_p,) per prompt, unnormalised
+    rewards: tuple[np.ndarray, ...]  # one (n, K_p) per prompt, in [0, 1]
+    packed: _Packed = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _validate(self)
+        object.__setattr__(self, "packed", _pack(self))
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.group_ids)
+
+    @property
+    def n_prompts(self) -> int:
+        return len(self.base_logweights)
+
+    def group_index(self, group_id: str) -> int:
+        try:
+            return self.group_ids.index(group_id)
+        except ValueError:
+            raise MechanismError(f"group {group_id!r}: no such group in the instance") from None
+
+
+@dataclass(frozen=True, eq=False)
+class Outcome:
+    """The mechanism's result under the reports. Money is in the bids' currency (floats; see payments_to_cents)."""
+
+    policy: tuple[np.ndarray, ...]  # q*, one (K_p,) per prompt
+    expected_reward: np.ndarray  # (n,) Σ_x μ(x) E_q*[r_i]
+    value: np.ndarray  # (n,) w_i * expected_reward
+    payment: np.ndarray  # (n,)
+    utility: np.ndarray  # (n,) value - payment, under the reports
+    welfare: float  # affine social welfare of q*: λ Σ μ log Z
+    kl_to_base: float  # Σ μ KL(q* || q0)
+    revenue: float  # Σ payments
+    log_partition: np.ndarray  # (P,) log Z(x) = log E_q0[exp(R/λ)]
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
+
+
+def _as_float_array(value: Any, what: str, ndim: int) -> np.ndarray:
+    try:
+        arr = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise MechanismError(f"{what}: expected numbers") from None
+    if arr.ndim != ndim:
+        raise MechanismError(f"{what}: expected a {ndim}-dimensional array of numbers, got shape {arr.shape}")
+    return arr
+
+
+def make_instance(
+    *,
+    kl_weight: float,
+    group_ids: Sequence[str],
+    bids: Sequence[float] | np.ndarray,
+    base_logweights: Sequence[Sequence[float] | np.ndarray],
+    rewards: Sequence[Sequence[Sequence[float]] | np.ndarray],
+    prompt_weights: Sequence[float] | np.ndarray | None = None,
+) -> Instance:
+    """Validate and build an :class:`Instance`.
+
+    ``rewards[p]`` is the ``(n_groups, n_candidates_p)`` matrix of prompt ``p``; ``prompt_weights`` default to
+    uniform and are normalised to sum to 1. Raises :class:`MechanismError` naming what is wrong.
+    """
+    if not isinstance(kl_weight, int | float | np.floating | np.integer) or isinstance(kl_weight, bool):
+        raise MechanismError("kl_weight: expected a number")
+    ids = tuple(group_ids)
+    n = len(ids)
+    bids_arr = _as_float_array(bids, "bids", 1)
+    n_prompts = len(base_logweights)
+    if n_prompts == 0:
+        raise MechanismError("prompts: at least one prompt is required")
+    if len(rewards) != n_prompts:
+        raise MechanismError(f"rewards: expected one matrix per prompt ({n_prompts}), got {len(rewards)}")
+    base = tuple(_as_float_array(b, f"prompt {p}: base_logweights", 1) for p, b in enumerate(base_logweights))
+    mats = []
+    for p, m in enumerate(rewards):
+        if not n:
+            mats.append(np.zeros((0, base[p].shape[0])))
+            continue
+        if len(m) != n:
+            raise MechanismError(f"prompt {p}: rewards for {len(m)} groups, expected {n}")
+        rows = [_as_float_array(row, f"group {ids[i]!r}, prompt {p}: rewards", 1) for i, row in enumerate(m)]
+        for i, row in enumerate(rows):
+            if row.shape[0] != base[p].shape[0]:
+                raise MechanismError(
+                    f"group {ids[i]!r}, prompt {p}: {row.shape[0]} rewards for {base[p].shape[0]} candidates "
+                    "(every group must score every candidate)"
+                )
+        mats.append(np.stack(rows))
+    if prompt_weights is None:
+        weights = np.full(n_prompts, 1.0 / n_prompts)
+    else:
+        weights = normalise_prompt_weights(prompt_weights, n_prompts)
+    return Instance(
+        kl_weight=float(kl_weight),
+        group_ids=ids,
+        bids=bids_arr,
+        prompt_weights=weights,
+        base_logweights=base,
+        rewards=tuple(mats),
+    )
+
+
+def normalise_prompt_weights(weights: Sequence[float] | np.ndarray, n_prompts: int) -> np.ndarray:
+    """Prompt weights μ(x) scaled to sum to 1 (each must be finite and >= 0, their sum > 0)."""
+    arr = _as_float_array(weights, "prompt weights", 1)
+    if arr.shape[0] != n_prompts:
+        raise MechanismError(f"prompt weights: expected {n_prompts}, got {arr.shape[0]}")
+    for p, value in enumerate(arr):
+        if not np.isfinite(value) or value < 0:
+            raise MechanismError(f"prompt {p}: weight {float(value)!r} must be a finite number >= 0")
+    total = arr.sum()
+    if not total > 0 or not np.isfinite(total):
+        raise MechanismError("prompts: the prompt weights must have a positive, finite sum")
+    return arr / total
+
+
+def _validate(inst: Instance) -> None:
+    lam = inst.kl_weight
+    if not isinstance(lam, float) or not np.isfinite(lam) or lam <= 0:
+        raise MechanismError(f"kl_weight: {lam!r} must be a finite number > 0")
+    ids = inst.group_ids
+    for i, gid in enumerate(ids):
+        if not isinstance(gid, str) or not gid:
+            raise MechanismError(f"groups[{i}]: the id must be a non-empty string")
+    seen: set[str] = set()
+    for gid in ids:
+        if gid in seen:
+            raise MechanismError(f"group {gid!r}: the id appears twice")
+        seen.add(gid)
+    n = len(ids)
+    bids = inst.bids
+    if not isinstance(bids, np.ndarray) or bids.dtype != np.float64 or bids.shape != (n,):
+        raise MechanismError(f"bids: expected a float64 array of shape ({n},)")
+    for i in range(n):
+        if not np.isfinite(bids[i]) or bids[i] < 0:
+            raise MechanismError(f"group {ids[i]!r}: bid {float(bids[i])!r} must be a finite number >= 0")
+    with np.errstate(over="ignore"):
+        total_rate = float(np.sum(bids)) / lam
+    if not np.isfinite(total_rate):
+        raise MechanismError("kl_weight: the total bid divided by kl_weight overflows; use a larger kl_weight")
+    n_prompts = len(inst.base_logweights)
+    if n_prompts == 0:
+        raise MechanismError("prompts: at least one prompt is required")
+    if len(inst.rewards) != n_prompts:
+        raise MechanismError(f"rewards: expected one matrix per prompt ({n_prompts}), got {len(inst.rewards)}")
+    mu = inst.prompt_weights
+    if not isinstance(mu, np.ndarray) or mu.shape != (n_prompts,) or not np.all(np.isfinite(mu)) or np.any(mu < 0):
+        raise MechanismError(f"prompt weights: expected {n_prompts} finite numbers >= 0")
+    if abs(float(mu.sum()) - 1.0) > 1e-9:
+        raise MechanismError("prompt weights: must sum to 1 (use make_instance to normalise them)")
+    for p, (base, rew) in enumerate(zip(inst.base_logweights, inst.rewards, strict=True)):
+        if not isinstance(base, np.ndarray) or base.ndim != 1 or base.dtype != np.float64:
+            raise MechanismError(f"prompt {p}: base_logweights must be a float64 vector")
+        k = base.shape[0]
+        if k == 0:
+            raise MechanismError(f"prompt {p}: at least one candidate is required")
+        bad = np.flatnonzero(~np.isfinite(base))
+        if bad.size:
+            raise MechanismError(
+                f"prompt {p}, candidate {bad[0]}: base log-weight {float(base[bad[0]])!r} is not finite"
+            )
+        if not isinstance(rew, np.ndarray) or rew.ndim != 2 or rew.dtype != np.float64:
+            raise MechanismError(f"prompt {p}: rewards must be a float64 (groups, candidates) matrix")
+        if rew.shape[0] != n:
+            raise MechanismError(f"prompt {p}: rewards for {rew.shape[0]} groups, expected {n}")
+        if rew.shape[1] != k:
+            raise MechanismError(f"prompt {p}: every group must score all {k} candidates, got {rew.shape[1]}")
+        bad_cells = np.argwhere(~((rew >= 0) & (rew <= 1)))  # also catches NaN
+        if bad_cells.size:
+            i, c = bad_cells[0]
+            raise MechanismError(
+                f"group {ids[i]!r}, prompt {p}, candidate {c}: reward {float(rew[i, c])!r} is not a number in [0, 1]"
+            )
+
+
+def _pack(inst: Instance) -> _Packed:
+    n, n_prompts = len(inst.group_ids), len(inst.base_logweights)
+    sizes = np.array([b.shape[0] for b in inst.base_logweights])
+    k_max = int(sizes.max())
+    log_q0 = np.full((n_prompts, k_max), -np.inf)
+    shifted = np.zeros((n_prompts, n, k_max))
+    low = np.zeros((n_prompts, n))
+    order = np.argsort(inst.bids, kind="stable")
+    for p, (base, rew) in enumerate(zip(inst.base_logweights, inst.rewards, strict=True)):
+        k = base.shape[0]
+        top = base.max()
+        log_q0[p, :k] = base - (top + np.log(np.exp(base - top).sum()))
+        if n:
+            sorted_rew = rew[order]
+            low[p] = sorted_rew.min(axis=1)
+            np.subtract(sorted_rew, low[p][:, None], out=shifted[p, :, :k])
+    for a in (log_q0, shifted, low, order):
+        _readonly(a)
+    return _Packed(log_q0=log_q0, shifted=shifted, low=low, sizes=sizes, order=order)
+
+
+def solve(instance: Instance, *, payments: bool = True) -> Outcome:
+    """Compute q*, each group's expected reward, value, payment and utility, the welfare and the KL from the base.
+
+    Algorithm (P prompts, n groups, K candidates; a_i = w_i / λ; rewards shifted so each group's lowest reward on
+    each prompt is 0, which changes nothing because only differences within a prompt matter):
+
+    1. Aggregate: S(x, k) = Σ_i w_i s_i(x, k) in one matrix-vector product over the (P, n, K) tensor; the shift
+       lowers R by the per-prompt constant B(x) = Σ_i w_i low_i(x).
+    2. Partition function, centred: with c(x) = E_q0[S]/λ and v = S/λ - c, log E_q0[exp v] =
+       log1p(E_q0[φ(v)]), φ(u) = e^u - 1 - u >= 0, summed in log space (no cancellation, no overflow).
+       log Z = B/λ + c + that; q* = q0 exp(v - that); ASW = Σ μ (E_q0[R] + λ log1p(...)).
+    3. Expected rewards E_q*[r_i] for all groups: one batched matrix-vector product.
+    4. Payments, fast path: one exponential per tensor element, E_i(x) = E_q*[exp(-a_i s_i)] (exponent <= 0, never
+       overflows), KL_i(x) = a_i E_q*[s_i] + log E_i(x) (the leave-one-out identity log Z_-i = log Z + log E_i).
+    5. Rows whose E_i underflowed, and groups whose total KL is so small that step 4's cancellation could cost
+       more than ~1e-10 of it, are recomputed with KL = log1p(E_q*[φ(a_i (E_q*[s_i] - s_i))]) in log space: every
+       term is >= 0, so it is accurate to a few ulps for any a_i from 0 to 1e15, and exactly 0 for a constant
+       report or a zero bid.
+    6. p_i = λ Σ μ KL_i, clamped into [0, value_i] against rounding only (a violation beyond rounding raises).
+
+    ``payments=False`` runs the same allocation and charges nothing (the no-payment mechanism of the lab).
+    """
+    pk = instance.packed
+    lam = instance.kl_weight
+    w = instance.bids[pk.order]  # everything below is in the packed (bid) order until the end
+    mu = instance.prompt_weights
+    a = w / lam
+    log_q0, shifted = pk.log_q0, pk.shifted
+    valid = np.isfinite(log_q0)
+    q0 = np.exp(log_q0)
+
+    # 1-2. Aggregate and partition function.
+    agg = np.matmul(w, shifted) if w.size else np.zeros_like(q0)  # (P, K)
+    base_shift = pk.low @ w if w.size else np.zeros(len(mu))  # (P,)
+    mean_agg = np.einsum("pk,pk->p", q0, agg)  # E_q0[S], money
+    centre = mean_agg / lam
+    v = np.where(valid, agg / lam - centre[:, None], 0.0)
+    log_mgf = log1p_mean_phi(log_q0, v)  # log E_q0[exp v]
+    log_q = log_q0 + v - log_mgf[:, None]
+    q = np.exp(log_q)
+    # Masses below 1e-250 cannot move any expectation, and subnormal numbers make every later pass slow.
+    q[q < _NEGLIGIBLE] = 0.0
+    q /= q.sum(axis=1, keepdims=True)
+    log_partition = base_shift / lam + centre + log_mgf
+    welfare = float(mu @ (base_shift + mean_agg + lam * log_mgf))
+    kl_rows = np.maximum(np.einsum("pk,pk->p", q, v) - log_mgf, 0.0)
+    kl_to_base = float(mu @ kl_rows)
+
+    # 3. Expected rewards.
+    mean_shifted = np.matmul(shifted, q[:, :, None])[:, :, 0]  # (P, n)
+    expected_reward = mu @ (pk.low + mean_shifted)
+    value = w * expected_reward
+
+    n = w.shape[0]
+    if payments and n:
+        split = int(np.searchsorted(a, 1.0))
+        payment = lam * (mu @ _kl_to_leave_one_out(a, shifted, q, log_q, mean_shifted, mu, split))
+        payment = _clamp_payments(payment, value, lam, w)
+    else:
+        payment = np.zeros(n)
+    unsort = np.empty(n, dtype=np.intp)
+    unsort[pk.order] = np.arange(n)
+    expected_reward, value, payment = expected_reward[unsort], value[unsort], payment[unsort]
+
+    k_sizes = pk.sizes
+    policy = tuple(_readonly(q[p, : k_sizes[p]]) for p in range(len(k_sizes)))
+    return Outcome(
+        policy=policy,
+        expected_reward=_readonly(expected_reward),
+        value=_readonly(value),
+        payment=_readonly(payment),
+        utility=_readonly(value - payment),
+        welfare=welfare,
+        kl_to_base=kl_to_base,
+        revenue=float(payment.sum()),
+        log_partition=_readonly(log_partition),
+    )
+
+
+def _kl_to_leave_one_out(
+    a: np.ndarray,
+    shifted: np.ndarray,
+    q: np.ndarray,
+    log_q: np.ndarray,
+    mean_shifted: np.ndarray,
+    mu: np.ndarray,
+    split: int,
+) -> np.ndarray:
+    """KL(q*(.|x) || q_-i(.|x)) for every prompt and group, shape (P, n) (steps 4-5 of :func:`solve`).
+
+    Groups are stored by increasing bid; those before ``split`` have a_i < 1 and use expm1, the rest exp.
+    """
+    n_prompts, n, k = shifted.shape
+    # -a_i * s with a long contiguous inner loop (a (P, n*K) view times a repeated rate row).
+    work = np.multiply(shifted.reshape(n_prompts, n * k), np.repeat(-a, k)[None, :]).reshape(shifted.shape)
+    np.expm1(work[:, :split], out=work[:, :split])
+    np.exp(work[:, split:], out=work[:, split:])
+    moment = np.matmul(work, q[:, :, None])[:, :, 0]  # E_q*[expm1(-a s)] | E_q*[exp(-a s)], (P, n)
+    del work
+    kl = a[None, :] * mean_shifted
+    bound = kl.copy()  # rounding bound in ulps, per row: a m + ...
+    low_t = moment[:, :split]
+    kl[:, :split] += np.log1p(low_t)  # a < 1: E[exp(-a s)] >= e^-1, no underflow
+    bound[:, :split] += np.abs(low_t) / (1.0 + low_t)
+    high_s = moment[:, split:]
+    underflow = np.zeros(moment.shape, dtype=bool)
+    underflow[:, split:] = ~(high_s >= _UNDERFLOW)
+    with np.errstate(divide="ignore"):
+        kl[:, split:] += np.log(np.where(underflow[:, split:], 1.0, high_s))
+    bound[:, split:] += 1.0
+    bound[underflow] = np.inf
+    with np.errstate(invalid="ignore"):  # 0 * inf on zero-weight prompts; those rows are redone anyway
+        weak = mu @ bound * (_FAST_PATH_ULPS * _EPS) > _FAST_PATH_REL * (mu @ kl)
+    # Weak groups with a_i < 0.1 have |exponent| < 0.1 everywhere: a Taylor series in linear space is exact and
+    # cheap. The rest (large rates, underflow) go through the log-space form row by row.
+    series = np.flatnonzero(weak & (a < 0.1))
+    if series.size:
+        u = a[series][None, :, None] * (mean_shifted[:, series][:, :, None] - shifted[:, series, :])
+        kl[:, series] = log1p_mean_phi_series(u, q)
+        weak[series] = False
+    redo = underflow
+    redo[:, weak] = True
+    if redo.any():
+        kl[redo] = _kl_stable(a, shifted, log_q, mean_shifted, redo)
+    return kl
+
+
+def _kl_stable(
+    a: np.ndarray, shifted: np.ndarray, log_q: np.ndarray, mean_shifted: np.ndarray, rows: np.ndarray
+) -> np.ndarray:
+    """KL = log1p(E_q*[φ(a (m - s))]) for the (prompt, group) pairs selected by the boolean mask ``rows``."""
+    p_idx, i_idx = np.nonzero(rows)
+    a_rows = a[i_idx][:, None]
+    u = a_rows * (mean_shifted[p_idx, i_idx][:, None] - shifted[p_idx, i_idx, :])
+    return log1p_mean_phi(log_q[p_idx], u)
+
+
+def _clamp_payments(payment: np.ndarray, value: np.ndarray, lam: float, w: np.ndarray) -> np.ndarray:
+    """Clamp into [0, value] what rounding pushed just outside; anything further out is a bug and raises.
+
+    Tolerance: 1e-8 of the value plus 64 ulps of (λ + w_i), the scale of the terms the payment is made of.
+    """
+    tol = 1e-8 * value + 64 * _EPS * (lam + w)
+    if np.any(payment < -tol) or np.any(payment > value + tol) or not np.all(np.isfinite(payment)):
+        raise RuntimeError(f"internal error: payments {payment!r} fall outside [0, value {value!r}]")
+    return np.clip(payment, 0.0, value)
+
+
+def true_utility(
+    instance: Instance,
+    outcome: Outcome,
+    true_rewards: Sequence[np.ndarray],
+    true_bid: float,
+    group_index: int,
+) -> float:
+    """A group's utility by its *true* preferences under an outcome computed from (possibly false) reports.
+
+    ``true_rewards[p]`` is the group's true reward on prompt p's candidates; utility = true_bid *
+    Σ_x μ(x) E_q*[r_true] - payment.
+    """
+    value = true_value(instance, outcome, true_rewards, true_bid)
+    return value - float(outcome.payment[group_index])
+
+
+def true_value(instance: Instance, outcome: Outcome, true_rewards: Sequence[np.ndarray], true_bid: float) -> float:
+    """true_bid * Σ_x μ(x) E_q*[r_true]: what the outcome is worth to a group with these true preferences."""
+    per_prompt = np.array(
+        [float(q @ np.asarray(r, dtype=np.float64)) for q, r in zip(outcome.policy, true_rewards, strict=True)]
+    )
+    return float(true_bid) * float(instance.prompt_weights @ per_prompt)
+
+
+def normalise_scores(scores: Any) -> np.ndarray:
+    """Min-max normalise one group's raw scores on all of a round's candidates to [0, 1].
+
+    The map is ``(s - min) / (max - min)`` over *all* of the group's scores in the round (any shape; pass every
+    prompt's candidates together). A constant input maps to all zeros: a group that likes everything equally has
+    no preference, and a constant reward leaves q* unchanged and pays 0.
+
+    Why this keeps the mechanism truthful: the normalised report is a fixed function of the group's own raw
+    report, applied before the mechanism sees it. A group that wants a given normalised report can produce it by
+    reporting any raw scores with that image, so lying about raw scores can achieve nothing that lying on the
+    normalised scale could not, and on that scale truthful reporting is optimal. The map is affine and
+    increasing, so the normalised scale still represents the same preferences (utilities are invariant to adding
+    a constant and scale with the bid); it fixes what a bid means: the most the group would pay for its best
+    candidate over its worst.
+    """
+    arr = np.asarray(scores, dtype=np.float64)
+    if arr.size == 0:
+        return arr.copy()
+    if not np.all(np.isfinite(arr)):
+        raise MechanismError("scores: every raw score must be a finite number")
+    lo, hi = float(arr.min()), float(arr.max())
+    if hi == lo:
+        return np.zeros_like(arr)
+    return np.clip((arr - lo) / (hi - lo), 0.0, 1.0)
+
+
+def payments_to_cents(payments: Sequence[float] | np.ndarray, bids_cents: Sequence[int] | np.ndarray) -> list[int]:
+    """Turn float payments (in cents) into integer cents: rounded down, clamped into [0, bid].
+
+    Rounding down means the platform never charges more than the mechanism's price; the clamp to the bid is the
+    guarantee billing relies on (it authorises the bid and captures at most that). NaN or infinite payments are a
+    bug upstream and raise instead of being charged.
+    """
+    pay = np.asarray(payments, dtype=np.float64)
+    bids = [int(b) for b in bids_cents]
+    if pay.shape != (len(bids),):
+        raise MechanismError(f"payments: expected {len(bids)} payments, got shape {pay.shape}")
+    out = []
+    for i, (p, b) in enumerate(zip(pay, bids, strict=True)):
+        if not np.isfinite(p):
+            raise MechanismError(f"payment {i}: {float(p)!r} is not a finite number")
+        if b < 0:
+            raise MechanismError(f"payment {i}: bid {b} cents is negative")
+        out.append(min(max(int(np.floor(p)), 0), b))
+    return out
