@@ -89,7 +89,8 @@ def round_progress(*, round: Round) -> dict[str, Any]:
             "progress": min(max(job.progress, 0.0), 1.0),
             "tokens_seen": job.tokens_seen,
             "loss": job.loss,
-            "eta_seconds": job.eta_seconds,
+            # The estimate is stale once the job stops; a finished job has no time left.
+            "eta_seconds": job.eta_seconds if job.status == J.RUNNING else None,
             "heartbeat_at": job.heartbeat_at.isoformat() if job.heartbeat_at else None,
             "error_message": job_public_error(job=job),
         }

@@ -437,3 +437,26 @@ def test_label_page_says_candidates_are_coming_when_there_are_none(client):
 
     assert response.status_code == 200
     assert "No candidate responses yet" in response.content.decode()
+
+
+# ---------- admin ----------
+
+
+def test_staff_can_browse_jobs_with_their_events_and_checkpoints_in_the_admin_but_not_edit_status(client):
+    round = make_round(status=S.TRAINING)
+    job = TrainingJob.objects.create(round=round, status=J.RUNNING, steps_done=3, total_steps=9)
+    JobEvent.objects.create(job=job, type=JobEvent.Type.STATUS, message="Running on worker-zeta")
+    Checkpoint.objects.create(job=job, step=3, path="/ckpt/step-3", metrics={"loss": 1.0})
+    client.force_login(make_user(staff=True))
+
+    listing = client.get(reverse("admin:training_trainingjob_changelist"))
+    change = client.get(reverse("admin:training_trainingjob_change", args=[job.pk]))
+    client.post(reverse("admin:training_trainingjob_change", args=[job.pk]), {"status": J.SUCCEEDED})
+
+    assert listing.status_code == 200 and "3 / 9" in listing.content.decode()
+    assert change.status_code == 200
+    assert "Running on worker-zeta" in change.content.decode() and "/ckpt/step-3" in change.content.decode()
+    job.refresh_from_db()
+    assert job.status == J.RUNNING
+    for name in ("candidate", "rewardmodel", "evaluation"):
+        assert client.get(reverse(f"admin:training_{name}_changelist")).status_code == 200

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django import template
 
 from training.selectors import round_progress as _round_progress
@@ -31,3 +33,13 @@ def duration(seconds) -> str:
     if minutes:
         return f"{minutes} min {secs} s"
     return f"{secs} s"
+
+
+@register.filter
+def as_json(value) -> str:
+    """Plain values as they are; lists and dicts (a LoRA config) as compact JSON instead of Python's repr."""
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, sort_keys=True, default=str)
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    return str(value)
