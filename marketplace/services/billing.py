@@ -269,11 +269,13 @@ def _finish(round: Round) -> BillingSummary:
 def _payment_charge(*, payment: Payment, price_cents: int) -> None:
     """Take `price_cents` for one payment: capture its hold, or charge the saved card when there is no usable hold."""
     if payment.status == P.HELD and price_cents > payment.amount_held_cents:
+        # Cannot happen with a correct mechanism (price <= bid = hold). Charge nothing rather than more than agreed.
+        log.error("Payment %s: price %s above the hold %s; released instead", payment.pk, price_cents, payment.amount_held_cents)
         compare_and_set(
-            Payment, pk=payment.pk, from_status=P.HELD, to_status=P.FAILED,
-            failure_message=f"The price ({price_cents}) is above the hold ({payment.amount_held_cents}); not captured.",
+            Payment, pk=payment.pk, from_status=P.HELD, to_status=P.RELEASING,
+            failure_message=f"The price ({price_cents}) was above the hold ({payment.amount_held_cents}); nothing was captured.",
         )
-        log.error("Payment %s: price above the hold, refused", payment.pk)
+        payment_release(payment=payment)
         return
     compare_and_set(Payment, pk=payment.pk, from_status=[P.HELD, P.DEFERRED], to_status=P.CAPTURING)
     payment.refresh_from_db()
