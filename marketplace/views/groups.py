@@ -252,5 +252,5 @@ def invitation_respond(request, token: str):
     context = {"invitation": None if problem else invitation, "problem": problem, "already_member": already_member}
     response = render(request, "groups/invitation.html", context, status=status)
     response["Cache-Control"] = "no-store"
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "same-origin"
     return response
