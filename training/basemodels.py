@@ -11,6 +11,7 @@ torch / transformers are imported inside the functions: Django imports this modu
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -71,18 +72,23 @@ def resolve_base(name: str, *, cache_dir: Path, seed: int | None = None) -> Path
     if (target / "build.json").exists():
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tiny-{tiny_seed}-", dir=cache_dir))
-    try:
-        build_tiny(tmp, seed=tiny_seed)
+    # One builder per machine: the others wait on the lock instead of burning the same CPU minutes in parallel.
+    with open(cache_dir / f".tiny-{TINY_VERSION}-seed{tiny_seed}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / "build.json").exists():
+            return target
+        tmp = Path(tempfile.mkdtemp(prefix=f".tiny-{tiny_seed}-", dir=cache_dir))
         try:
-            os.rename(tmp, target)
-        except OSError:
-            # another process won the race and renamed its build into place first
-            if not (target / "build.json").exists():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+            build_tiny(tmp, seed=tiny_seed)
+            try:
+                os.rename(tmp, target)
+            except OSError:
+                # another process (on a shared disk without working locks) renamed its build into place first
+                if not (target / "build.json").exists():
+                    raise
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
