@@ -12,6 +12,7 @@ from marketplace import preference_files
 class PairsUploadForm(forms.Form):
     file = forms.FileField(
         label="Preference pairs (JSONL or CSV)",
+        allow_empty_file=True,  # the parser says "The file is empty." like it does for the API
         help_text=(
             'JSONL: one {"prompt": "...", "chosen": "...", "rejected": "..."} per line (TRL\'s format). '
             "CSV: a header row prompt,chosen,rejected, then one pair per row. UTF-8."

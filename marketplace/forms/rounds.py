@@ -94,6 +94,10 @@ class RoundForm(forms.Form):
             for name in ("base_model", "prompts_text", "prompts_file", "kl_weight", "candidates_per_prompt", "currency"):
                 self.fields[name].disabled = True
                 self.fields[name].help_text = "Fixed once the round leaves draft."
+        if round is not None and round.status not in (Round.Status.DRAFT, Round.Status.OPEN):
+            for name in ("opens_at", "closes_at"):
+                self.fields[name].disabled = True
+                self.fields[name].help_text = "Fixed once bidding has closed."
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -120,12 +124,10 @@ class RoundForm(forms.Form):
     def service_fields(self) -> dict[str, Any]:
         """The cleaned values under the names round_create/round_update take, without the frozen ones."""
         data = self.cleaned_data
-        fields: dict[str, Any] = {
-            "title": data["title"],
-            "description": data["description"],
-            "opens_at": data["opens_at"],
-            "closes_at": data["closes_at"],
-        }
+        fields: dict[str, Any] = {"title": data["title"], "description": data["description"]}
+        for name in ("opens_at", "closes_at"):
+            if not self.fields[name].disabled:
+                fields[name] = self._same_minute_as_stored(name, data[name])
         if not self.fields["prompts_text"].disabled:
             fields.update(
                 base_model=data["base_model"],
@@ -136,6 +138,13 @@ class RoundForm(forms.Form):
                 currency=data["currency"],
             )
         return fields
+
+    def _same_minute_as_stored(self, name: str, value):
+        # The form shows times to the minute; an untouched field must not move the stored time by its seconds.
+        stored = getattr(self.round, name, None)
+        if stored is not None and value is not None and stored.replace(second=0, microsecond=0) == value:
+            return stored
+        return value
 
     def add_app_error(self, exc: AppError) -> None:
         """Show a service's error beside the field it names (the prompt fields share one)."""

@@ -210,6 +210,30 @@ def test_editing_an_open_round_keeps_its_prompts(client, staff):
     assert round.title == "Renamed" and round.base_model == "tiny" and "Sneaky new prompt" not in round.prompts
 
 
+def test_editing_the_title_of_a_closed_round_keeps_its_window(client, staff):
+    round = make_round(status=S.CLOSED, created_by=staff)
+    original = (round.opens_at, round.closes_at)
+    client.force_login(staff)
+    url = reverse("staff_round_edit", kwargs={"slug": round.slug})
+    body = client.get(url).content.decode()
+    assert "Fixed once bidding has closed" in body
+    response = client.post(url, form_data(title="Closed but renamed", opens_at="2001-01-01T00:00"))
+    assert response.status_code == 302
+    round.refresh_from_db()
+    assert round.title == "Closed but renamed" and (round.opens_at, round.closes_at) == original
+
+
+def test_an_untouched_window_keeps_its_seconds(client, staff):
+    round = make_round(created_by=staff)
+    original = (round.opens_at, round.closes_at)
+    client.force_login(staff)
+    data = form_data(title="Open and renamed", opens_at=round.opens_at.strftime("%Y-%m-%dT%H:%M"),
+                     closes_at=round.closes_at.strftime("%Y-%m-%dT%H:%M"))
+    assert client.post(reverse("staff_round_edit", kwargs={"slug": round.slug}), data).status_code == 302
+    round.refresh_from_db()
+    assert (round.opens_at, round.closes_at) == original
+
+
 def test_staff_buttons_open_and_close_a_round(client, staff):
     round = make_round(status=S.DRAFT, created_by=staff)
     client.force_login(staff)
