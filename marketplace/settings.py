@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "marketplace",
     "training",
+    "ninja",  # so /api/docs serves Swagger UI from our static files instead of a CDN
 ]
 
 MIDDLEWARE = [
