@@ -150,6 +150,10 @@ class LocalStripe:
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
     def start(self) -> LocalStripe:
         if is_answering(self.url):
             raise RuntimeError(f"Something already answers on {self.url}; pick another port.")

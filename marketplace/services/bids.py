@@ -165,7 +165,10 @@ def _hold(*, payment: Payment, customer: BillingCustomer, amount_cents: int) -> 
             failure_message=f"The hold ended up {pi.status}.",
         )
         if pi.status not in ("canceled", "succeeded"):
-            gateway.payment_intent_cancel(payment_intent_id=pi.id, idempotency_key=f"{payment.idempotency_key}:cancel")
+            try:
+                gateway.payment_intent_cancel(payment_intent_id=pi.id, idempotency_key=f"{payment.idempotency_key}:cancel")
+            except gateway.GatewayError:
+                pass  # the payment is failed; its webhook, or the round's billing run, cancels the hold
         raise AppError(
             "Your bid was not placed: the bank wants the card confirmed by its holder. Replace the card on the group's "
             "billing page (the form asks for that confirmation), then bid again.",

@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 P = Payment.Status
 # Payments that still tie up money at Stripe, or may: a run of capture or release is complete when none is left.
 OPEN_STATUSES = (P.HELD, P.DEFERRED, P.CAPTURING, P.RELEASING)
+# What a capture or release run goes through: also holds of bids that never went in (a crash inside bid_place); once
+# bidding is over, no bid_place can still finish them.
+SWEPT_STATUSES = (P.CREATING, *OPEN_STATUSES)
 
 
 def billing_require_admin(*, user, group: PreferenceGroup) -> None:
@@ -149,13 +152,14 @@ def payment_release(*, payment: Payment) -> bool:
     """Let go of a payment's hold. Moves held -> releasing before the Stripe call and releasing -> released after it,
     so a crash or an outage in between is finished by the next run. Deferred payments hold nothing: -> released."""
     compare_and_set(Payment, pk=payment.pk, from_status=P.DEFERRED, to_status=P.RELEASED)
-    compare_and_set(Payment, pk=payment.pk, from_status=P.HELD, to_status=P.RELEASING)
+    compare_and_set(Payment, pk=payment.pk, from_status=[P.HELD, P.CREATING], to_status=P.RELEASING)
     payment.refresh_from_db()
     if payment.status != P.RELEASING:
         return payment.status == P.RELEASED
-    if payment.stripe_payment_intent_id:
+    payment_intent_id = payment.stripe_payment_intent_id or _find_hold(payment)
+    if payment_intent_id:
         pi = gateway.payment_intent_cancel(
-            payment_intent_id=payment.stripe_payment_intent_id, idempotency_key=f"{payment.idempotency_key}:cancel"
+            payment_intent_id=payment_intent_id, idempotency_key=f"{payment.idempotency_key}:cancel"
         )
         if pi.status == "succeeded":  # captured by someone else in the meantime: record what was taken
             return compare_and_set(
@@ -163,6 +167,17 @@ def payment_release(*, payment: Payment) -> bool:
                 amount_captured_cents=pi.amount_received,
             )
     return compare_and_set(Payment, pk=payment.pk, from_status=P.RELEASING, to_status=P.RELEASED)
+
+
+def _find_hold(payment: Payment) -> str:
+    """A hold made for this payment whose id we never stored (a crash right after the Stripe call), looked up by key."""
+    if payment.amount_held_cents == 0:
+        return ""
+    customer = BillingCustomer.objects.filter(group_id=payment.group_id).first()
+    if customer is None:
+        return ""
+    found = gateway.payment_intent_find(customer_id=customer.stripe_customer_id, idempotency_key=payment.idempotency_key)
+    return found.id if found else ""
 
 
 def payments_release(*, payment_ids: list[int]) -> None:
@@ -234,7 +249,7 @@ def billing_capture_round(*, round: Round) -> BillingSummary:
     Round.objects.filter(pk=round.pk).update(billing_pending=True)
     prices = {go.group_id: go.payment_cents for go in outcome.groups.all()}
     current = _current_payment_ids(round)
-    for payment in Payment.objects.filter(round=round, status__in=OPEN_STATUSES).order_by("pk"):
+    for payment in Payment.objects.filter(round=round, status__in=SWEPT_STATUSES).order_by("pk"):
         is_current = current.get(payment.group_id) == payment.pk
         price = prices.get(payment.group_id, 0) if is_current else 0
         if price > 0:
@@ -250,7 +265,7 @@ def billing_release_round(*, round: Round) -> BillingSummary:
     if round.status not in (Round.Status.FAILED, Round.Status.CANCELLED):
         raise AppError("Holds are released only for a failed or cancelled round.", code="not_released", status=409)
     Round.objects.filter(pk=round.pk).update(billing_pending=True)
-    for payment in Payment.objects.filter(round=round, status__in=OPEN_STATUSES).order_by("pk"):
+    for payment in Payment.objects.filter(round=round, status__in=SWEPT_STATUSES).order_by("pk"):
         if payment.status == P.CAPTURING:  # never for a round that was not delivered; kept for a human to look at
             log.error("Payment %s of undelivered round %s is capturing; not released automatically", payment.pk, round.pk)
             continue

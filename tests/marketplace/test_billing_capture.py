@@ -262,3 +262,29 @@ def intents_of_when_up(group, localstripe, settings) -> list[gateway.PaymentInte
         return intents_of(group)
     finally:
         settings.STRIPE_API_BASE = down
+
+
+def test_a_hold_left_by_a_bid_that_crashed_is_found_by_its_key_and_released(group_with_card, group_admin, monkeypatch):
+    from marketplace.services import bids as bid_services
+
+    round = make_round()
+    real_hold = bid_services.gateway.hold_create
+
+    def hold_then_crash(**kwargs):
+        real_hold(**kwargs)
+        raise RuntimeError("web worker died right after Stripe answered")
+
+    monkeypatch.setattr(bid_services.gateway, "hold_create", hold_then_crash)
+    with pytest.raises(RuntimeError):
+        bid_place(user=group_admin, group=group_with_card, round=round, amount_cents=4_000)
+    monkeypatch.undo()
+    orphan = Payment.objects.get(round=round, group=group_with_card)
+    assert orphan.status == P.CREATING and orphan.stripe_payment_intent_id == ""
+    assert [pi.status for pi in intents_of(group_with_card)] == ["requires_capture"]
+    Round.objects.filter(pk=round.pk).update(status=Round.Status.CANCELLED)
+
+    billing_release_round_task.apply(args=[round.pk])
+
+    orphan.refresh_from_db()
+    assert orphan.status == P.RELEASED
+    assert [pi.status for pi in intents_of(group_with_card)] == ["canceled"]

@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings
 from django.urls import reverse
 
+from marketplace import stripe_gateway as gateway
 from marketplace.models import AuctionOutcome, GroupOutcome, Payment, Round, WebhookEvent
 from marketplace.services import billing as billing_services
 from marketplace.services.bids import bid_place
@@ -152,3 +153,35 @@ def test_localstripe_delivers_a_signed_webhook_that_finishes_an_interrupted_capt
         urllib.request.urlopen(
             urllib.request.Request(hook, data=json.dumps({**register, "events": []}).encode()), timeout=5
         )
+
+
+@pytest.mark.django_db
+def test_a_hold_cancelled_outside_our_flow_is_charged_off_session_at_delivery(client, localstripe, group_with_card, group_admin):
+    round = make_round()
+    bid_place(user=group_admin, group=group_with_card, round=round, amount_cents=5_000)
+    payment = Payment.objects.get(round=round, group=group_with_card)
+    # The authorisation lapses at the bank (Stripe cancels it and tells us).
+    gateway.payment_intent_cancel(payment_intent_id=payment.stripe_payment_intent_id, idempotency_key="lapse")
+    post_event(client, {
+        "id": "evt_lapsed", "object": "event", "type": "payment_intent.canceled", "created": int(time.time()),
+        "data": {"object": {"id": payment.stripe_payment_intent_id, "object": "payment_intent"}},
+    })
+    payment.refresh_from_db()
+    assert payment.status == P.DEFERRED and "lapsed" in payment.failure_message
+
+    Round.objects.filter(pk=round.pk).update(status=Round.Status.DELIVERED)
+    outcome = AuctionOutcome.objects.create(
+        round=round, inputs_hash="0" * 64, instance={}, result={}, welfare=1.0, kl_to_base=0.1, revenue_cents=2_000
+    )
+    GroupOutcome.objects.create(
+        outcome=outcome, group=group_with_card, bid_cents=5_000, expected_reward=0.5, promised_value=25.0,
+        payment=20.0, payment_cents=2_000, utility=5.0,
+    )
+    billing_capture_round(round=round)
+
+    payment.refresh_from_db()
+    charge = gateway.payment_intent_retrieve(payment_intent_id=payment.stripe_payment_intent_id)
+    assert (payment.status, payment.amount_captured_cents) == (P.CAPTURED, 2_000)
+    assert (charge.status, charge.amount_received, charge.metadata["idempotency_key"]) == (
+        "succeeded", 2_000, f"{payment.idempotency_key}:charge"
+    )
