@@ -199,9 +199,13 @@ def _bid_upsert(*, round: Round, group: PreferenceGroup, user, amount_cents: int
 
 def _abandon(*, payment: Payment) -> None:
     """The bid did not go in after the hold was made: give the hold back and leave the payment released."""
+    made = payment.stripe_payment_intent_id  # what _hold got back, even if the row no longer says so
     compare_and_set(Payment, pk=payment.pk, from_status=P.CREATING, to_status=P.RELEASING)
     payment.refresh_from_db()
     try:
         payment_release(payment=payment)
+        if made and made != payment.stripe_payment_intent_id:
+            # A release run swept the row before our hold existed; the hold is ours to cancel.
+            gateway.payment_intent_cancel(payment_intent_id=made, idempotency_key=f"{payment.idempotency_key}:cancel")
     except gateway.GatewayError:
         pass  # stays `releasing`; the round's billing run (or the webhook) finishes it
