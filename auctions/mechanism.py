@@ -332,7 +332,8 @@ def solve(instance: Instance, *, payments: bool = True) -> Outcome:
 
     # 3. Expected rewards.
     mean_shifted = np.matmul(shifted, q[:, :, None])[:, :, 0]  # (P, n)
-    expected_reward = mu @ (pk.low + mean_shifted)
+    # Means of numbers in [0, 1] can round an ulp outside it; clip so that value <= bid holds exactly.
+    expected_reward = np.clip(mu @ np.clip(pk.low + mean_shifted, 0.0, 1.0), 0.0, 1.0)
     value = w * expected_reward
 
     n = w.shape[0]
