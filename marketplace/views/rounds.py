@@ -6,6 +6,7 @@ from django.http import Http404
 from django.shortcuts import render
 
 from marketplace.errors import NotFound
+from marketplace.selectors.billing import billing_mode_for_round
 from marketplace.selectors.rounds import (
     round_get_public,
     round_participating_group_count,
@@ -31,5 +32,6 @@ def round_detail(request, slug: str):
             "participating_groups": round_participating_group_count(round=round),
             "my_rows": round_rows_for_member(user=request.user, round=round),
             "prompts": round.prompts or [],
+            "billing_mode": billing_mode_for_round(round=round),
         },
     )
