@@ -101,10 +101,13 @@ def worker_env(tmp_path_factory, transactional_db, settings):
     # The test process enqueues on the same broker.
     from marketplace.celery import app
 
+    saved = (app.conf.broker_url, app.conf.broker_transport_options)
     app.conf.broker_url = broker
     app.conf.broker_transport_options = {"visibility_timeout": 3600}
-    app.pool.force_close_all()
+    app._pool = None  # the next send opens a pool on the new broker
     yield env
+    app.conf.broker_url, app.conf.broker_transport_options = saved
+    app._pool = None
     Redis.from_url(broker).flushdb()
 
 
