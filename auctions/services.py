@@ -84,7 +84,8 @@ def auction_run(*, round: Round) -> AuctionOutcome:
     instance = instance_from_json(instance_json)
     outcome = solve(instance)
     result = result_to_json(instance, outcome)
-    cents = payments_to_cents(list(outcome.payment), [bid.amount_cents for bid in bids])
+    # Bids (and so payments) are in currency units in the instance; billing works in cents, rounded down.
+    cents = payments_to_cents([p * 100.0 for p in outcome.payment], [bid.amount_cents for bid in bids])
     try:
         with transaction.atomic():
             record = AuctionOutcome.objects.create(
