@@ -294,12 +294,15 @@ def solve(instance: Instance, *, payments: bool = True) -> Outcome:
        log1p(E_q0[φ(v)]), φ(u) = e^u - 1 - u >= 0, summed in log space (no cancellation, no overflow).
        log Z = B/λ + c + that; q* = q0 exp(v - that); ASW = Σ μ (E_q0[R] + λ log1p(...)).
     3. Expected rewards E_q*[r_i] for all groups: one batched matrix-vector product.
-    4. Payments, fast path: one exponential per tensor element, E_i(x) = E_q*[exp(-a_i s_i)] (exponent <= 0, never
-       overflows), KL_i(x) = a_i E_q*[s_i] + log E_i(x) (the leave-one-out identity log Z_-i = log Z + log E_i).
-    5. Rows whose E_i underflowed, and groups whose total KL is so small that step 4's cancellation could cost
-       more than ~1e-10 of it, are recomputed with KL = log1p(E_q*[φ(a_i (E_q*[s_i] - s_i))]) in log space: every
-       term is >= 0, so it is accurate to a few ulps for any a_i from 0 to 1e15, and exactly 0 for a constant
-       report or a zero bid.
+    4. Payments, fast path: one exponential per tensor element. The leave-one-out identity
+       log Z_-i = log Z + log E_q*[exp(-a_i s_i)] gives KL_i(x) = a_i E_q*[s_i] + log E_q*[exp(-a_i s_i)]; the
+       exponent is <= 0, so nothing overflows. Groups with a_i < 1 use T = E_q*[expm1(-a_i s_i)] and log1p(T),
+       which keeps both terms relative-accurate when they nearly cancel (KL ~ a² Var against terms ~ a E[s]);
+       groups with a_i >= 1 (stored last, a contiguous slice) use exp.
+    5. Each row carries a rounding bound. Groups whose bound exceeds 1e-10 of their KL are recomputed exactly as
+       KL = log1p(E_q*[φ(a_i (E_q*[s_i] - s_i))]) (every term >= 0): by its Taylor series when a_i < 0.1, else
+       in log space, which also serves rows whose E_q*[exp(-a s)] underflowed. Accurate to a few ulps for any a_i
+       from 0 to 1e15, and exactly 0 for a constant report or a zero bid.
     6. p_i = λ Σ μ KL_i, clamped into [0, value_i] against rounding only (a violation beyond rounding raises).
 
     ``payments=False`` runs the same allocation and charges nothing (the no-payment mechanism of the lab).
