@@ -125,7 +125,7 @@ class DemoRunner:
         self.write("Cards on file for all three groups (test card 4242)")
 
     def _preferences_and_bids(self, round, groups) -> None:
-        from marketplace.demo_seed import DEMO_GROUPS
+        from marketplace.demo_seed import DEMO_GROUPS, pairs_jsonl
         from marketplace.models import Membership
         from marketplace.services.bids import bid_place
         from marketplace.services.preferences import preferences_submit
@@ -137,11 +137,11 @@ class DemoRunner:
             admin = Membership.objects.get(group=group, user__email=spec.admin_email).user
             if spec.kind == "pairs":
                 pairs = preference_pairs_for_style(spec.style, 60, seed=1)
-                payload: Any = {"pairs": [{"prompt": p, "chosen": c, "rejected": r} for p, c, r in pairs]}
+                payload: Any = pairs_jsonl(pairs)
                 what = f"{len(pairs)} preference pairs"
             elif spec.kind == "rubric":
                 phrases, target = rubric_for_style(spec.style)
-                payload = {"phrases": [{"phrase": k, "weight": v} for k, v in phrases.items()], "target_length": target}
+                payload = {"phrases": [{"phrase": k, "weight": v} for k, v in phrases.items()], "target_length_words": target}
                 what = f"a rubric of {len(phrases)} phrases"
             else:
                 cands = list(Candidate.objects.filter(round=round).order_by("prompt_index", "index"))
@@ -149,7 +149,7 @@ class DemoRunner:
                 payload = {"scores": {f"{c.prompt_index}:{c.index}": s for c, s in zip(cands, scores, strict=True)}}
                 what = f"direct scores on {len(cands)} candidates"
             preferences_submit(user=admin, group=group, round=round, kind=spec.kind, payload=payload,
-                               source_name="demo")
+                               source_name="demo.jsonl" if spec.kind == "pairs" else "demo")
             bid_place(user=admin, group=group, round=round, amount_cents=spec.bid_cents)
             self.write(f"  {spec.name}: {what}; bid ${spec.bid_cents / 100:.2f} held on the card")
 

@@ -73,3 +73,10 @@ def demo_seed(*, prompts: list[str], kl_weight: float, candidates_per_prompt: in
         created_by=staff,
     )
     return round, groups
+
+
+def pairs_jsonl(pairs: list[tuple[str, str, str]]) -> bytes:
+    """Preference pairs as the JSONL file a group would upload (TRL's prompt/chosen/rejected format)."""
+    import json
+
+    return "".join(json.dumps({"prompt": p, "chosen": c, "rejected": r}) + "\n" for p, c, r in pairs).encode("utf-8")

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Iterable
 from typing import Any, BinaryIO
 
@@ -362,3 +363,59 @@ def parse_prompt_jsonl(data: bytes, *, max_bytes: int) -> tuple[list[str], list[
     if not prompts:
         raise UploadInvalid(["The file has no prompts."], field="prompts_file")
     return prompts, ([float(w) for w in given] if given else None)
+
+
+# Direct scores on the round's candidates -------------------------------------------------------------------------
+
+SCORES_MAX_ITEMS = 100_000
+_SCORE_KEY = re.compile(r"^\d{1,6}:\d{1,6}$")
+
+
+def validate_direct_scores(scores: Any) -> dict[str, Any]:
+    """Check {"<prompt index>:<candidate index>": number}; returns {"scores": {...}} with floats."""
+    if not isinstance(scores, dict) or not scores:
+        raise UploadInvalid(["'scores' must be a non-empty object mapping \"<prompt>:<candidate>\" to a number."], field="scores")
+    errors = _Collector()
+    clean: dict[str, float] = {}
+    for key, value in scores.items():
+        if not isinstance(key, str) or not _SCORE_KEY.match(key):
+            errors.add(f"candidate {key!r}: use \"<prompt index>:<candidate index>\", e.g. \"0:3\".")
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            errors.add(f"candidate {key}: the score must be a finite number, not {value!r}.")
+            continue
+        clean[key] = float(value)
+    if len(scores) > SCORES_MAX_ITEMS:
+        errors.add(f"At most {SCORES_MAX_ITEMS} scores; this has {len(scores)}.")
+    errors.raise_if_any(field="scores")
+    return {"scores": clean}
+
+
+def parse_direct_scores_csv(data: bytes) -> dict[str, Any]:
+    """CSV with the header prompt_index,candidate_index,score into the {"p:k": score} mapping, line-numbered errors."""
+    text = decode_text(data)
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows:
+        raise UploadInvalid(["The file is empty."], field="file")
+    header = [h.strip() for h in rows[0]]
+    if header != ["prompt_index", "candidate_index", "score"]:
+        raise UploadInvalid(["line 1: the header must be prompt_index,candidate_index,score."], field="file")
+    errors = _Collector()
+    scores: dict[str, Any] = {}
+    for line, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if len(row) != 3:
+            errors.add(f"line {line}: expected 3 columns, found {len(row)}.")
+            continue
+        try:
+            p, k, v = int(row[0]), int(row[1]), float(row[2])
+        except ValueError:
+            errors.add(f"line {line}: indices must be whole numbers and the score a number.")
+            continue
+        if p < 0 or k < 0 or not math.isfinite(v):
+            errors.add(f"line {line}: indices must be 0 or more and the score finite.")
+            continue
+        scores[f"{p}:{k}"] = v
+    errors.raise_if_any(field="file")
+    return scores

@@ -14,13 +14,15 @@ from marketplace.errors import AppError, NotFound
 from marketplace.models import Membership, PreferenceGroup, PreferenceSubmission, Round
 
 Kind = PreferenceSubmission.Kind
-SUBMITTABLE_KINDS = (Kind.PAIRS, Kind.RUBRIC)
+SUBMITTABLE_KINDS = (Kind.PAIRS, Kind.RUBRIC, Kind.SCORES)
 
 
 def preferences_validate(*, kind: str, payload: Any, source_name: str = "") -> tuple[dict[str, Any], int]:
     """The payload to store and its row count, or UploadInvalid naming every problem. Touches no database.
 
-    `payload` is the raw upload (bytes or a file) for pairs, and {"phrases": [...], "target_length_words": n} for a rubric.
+    `payload` is the raw upload (bytes or a file) for pairs, {"phrases": [...], "target_length_words": n} for a rubric,
+    and {"scores": {"<prompt index>:<candidate index>": number}} (or a CSV upload with the columns
+    prompt_index,candidate_index,score) for direct scores on the round's candidates.
     """
     if kind == Kind.PAIRS:
         data = preference_files.read_limited(payload, max_bytes=settings.PREFERENCE_UPLOAD_MAX_BYTES)
@@ -38,7 +40,13 @@ def preferences_validate(*, kind: str, payload: Any, source_name: str = "") -> t
             phrases=payload.get("phrases") or [], target_length_words=payload.get("target_length_words")
         )
         return clean, len(clean["phrases"])
-    raise AppError(f"Preferences of kind '{kind}' cannot be submitted here; use pairs or rubric.", field="kind")
+    if kind == Kind.SCORES:
+        if not isinstance(payload, dict):
+            data = preference_files.read_limited(payload, max_bytes=settings.PREFERENCE_UPLOAD_MAX_BYTES)
+            payload = {"scores": preference_files.parse_direct_scores_csv(data)}
+        clean = preference_files.validate_direct_scores(payload.get("scores"))
+        return clean, len(clean["scores"])
+    raise AppError(f"Preferences of kind '{kind}' cannot be submitted here; use pairs, rubric or scores.", field="kind")
 
 
 def preferences_submit(

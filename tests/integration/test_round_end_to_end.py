@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from marketplace.demo_seed import pairs_jsonl
 from marketplace.models import AuctionOutcome, GroupOutcome, Payment, Round
-from marketplace.services.billing import billing_card_attach
 from marketplace.services.bids import bid_place
+from marketplace.services.billing import billing_card_attach
 from marketplace.services.lifecycle import round_close_request, round_open_request
 from marketplace.services.preferences import preferences_submit
 from tests.factories import make_group, make_round
@@ -20,7 +21,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def _submit_and_bid(round, group, *, kind, payload, cents):
     admin = group.memberships.get(role="admin").user
     billing_card_attach(group=group, by=admin, payment_method_id="pm_card_visa")
-    preferences_submit(user=admin, group=group, round=round, kind=kind, payload=payload, source_name="test")
+    preferences_submit(user=admin, group=group, round=round, kind=kind, payload=payload, source_name="prefs.jsonl")
     bid_place(user=admin, group=group, round=round, amount_cents=cents)
 
 
@@ -33,10 +34,10 @@ def test_a_round_runs_from_open_to_delivered_and_charges_each_group_its_price_on
     concise, cheerful, indifferent = make_group(name="Concise"), make_group(name="Cheerful"), make_group(name="Indifferent")
     pairs = preference_pairs_for_style("concise", 40, seed=3)
     _submit_and_bid(round, concise, kind="pairs", cents=3_000,
-                    payload={"pairs": [{"prompt": p, "chosen": c, "rejected": r} for p, c, r in pairs]})
+                    payload=pairs_jsonl(pairs))
     phrases, target = rubric_for_style("enthusiastic")
     _submit_and_bid(round, cheerful, kind="rubric", cents=2_000,
-                    payload={"phrases": [{"phrase": k, "weight": v} for k, v in phrases.items()], "target_length": target})
+                    payload={"phrases": [{"phrase": k, "weight": v} for k, v in phrases.items()], "target_length_words": target})
     # Equal scores on every candidate: a null report, which must pay nothing and get its hold released.
     flat = {f"{c.prompt_index}:{c.index}": 0.5 for c in Candidate.objects.filter(round=round)}
     _submit_and_bid(round, indifferent, kind="scores", cents=1_000, payload={"scores": flat})

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 import traceback
 from datetime import timedelta
@@ -89,7 +90,8 @@ def job_create(*, round: Round, method: str = "weighted_sft", overrides: dict[st
         job_event(job=job, type=JobEvent.Type.ERROR, message=exc.message, code=exc.code)
         job.refresh_from_db()
         return job
-    out_dir = round_artifact_dir(round.pk) / f"job-{job.pk}"
+    # A random suffix keeps a job's folder its own even when ids are reused (a restored or test database).
+    out_dir = round_artifact_dir(round.pk) / f"job-{job.pk}-{secrets.token_hex(4)}"
     TrainingJob.objects.filter(pk=job.pk).update(
         hyperparameters=config, total_steps=config["steps"], output_dir=str(out_dir)
     )

@@ -19,7 +19,7 @@ def _rubric(payload: dict[str, Any]) -> tuple[dict[str, float], int | None]:
     phrases = payload.get("phrases", {})
     if isinstance(phrases, list):
         phrases = {str(p["phrase"]): float(p["weight"]) for p in phrases}
-    target = payload.get("target_length")
+    target = payload.get("target_length_words", payload.get("target_length"))
     return {str(k): float(v) for k, v in phrases.items()}, (int(target) if target else None)
 
 
