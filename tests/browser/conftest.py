@@ -138,8 +138,22 @@ def stripe_stand_in(tmp_path, settings) -> Iterator[str]:
         yield stand_in.url
 
 
+@pytest.fixture(scope="session")
+def base_model_built() -> Path:
+    """The tiny base model, built into the shared model cache before any worker needs it.
+
+    A no-op once it is cached; the first build takes a minute or more on a busy machine, which would otherwise be
+    spent inside the worker while the test waits for candidates.
+    """
+    from django.conf import settings
+
+    from training.basemodels import resolve_base
+
+    return resolve_base("tiny", cache_dir=settings.MODEL_CACHE_DIR)
+
+
 @pytest.fixture
-def worker_env(stripe_stand_in, tmp_path_factory, transactional_db, settings, monkeypatch):
+def worker_env(base_model_built, stripe_stand_in, tmp_path_factory, transactional_db, settings):
     """Environment of the Celery worker (overrides the integration suite's): this test's database and localstripe,
     a Redis database of the browser suite's own, and a short training run so the whole round takes a minute or two."""
     if not redis_available():
