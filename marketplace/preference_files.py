@@ -398,16 +398,21 @@ def parse_direct_scores_csv(data: bytes) -> dict[str, Any]:
     if not rows:
         raise UploadInvalid(["The file is empty."], field="file")
     header = [h.strip() for h in rows[0]]
-    if header != ["prompt_index", "candidate_index", "score"]:
-        raise UploadInvalid(["line 1: the header must be prompt_index,candidate_index,score."], field="file")
+    if header[:3] != ["prompt_index", "candidate_index", "score"] or not set(header[3:]) <= {"prompt", "response"}:
+        raise UploadInvalid(
+            ["line 1: the header must be prompt_index,candidate_index,score (optionally followed by prompt,response)."],
+            field="file",
+        )
     errors = _Collector()
     scores: dict[str, Any] = {}
     for line, row in enumerate(rows[1:], start=2):
         if not row:
             continue
-        if len(row) != 3:
-            errors.add(f"line {line}: expected 3 columns, found {len(row)}.")
+        if len(row) != len(header):
+            errors.add(f"line {line}: expected {len(header)} columns, found {len(row)}.")
             continue
+        if not row[2].strip():
+            continue  # a candidate left unscored
         try:
             p, k, v = int(row[0]), int(row[1]), float(row[2])
         except ValueError:
@@ -418,4 +423,6 @@ def parse_direct_scores_csv(data: bytes) -> dict[str, Any]:
             continue
         scores[f"{p}:{k}"] = v
     errors.raise_if_any(field="file")
+    if not scores:
+        raise UploadInvalid(["No candidate has a score; fill in the score column."], field="file")
     return scores

@@ -10,6 +10,7 @@ urlpatterns = [
     path("rounds/", rounds.round_list, name="round_list"),
     path("rounds/<slug:slug>/", rounds.round_detail, name="round_detail"),
     path("rounds/<slug:slug>/groups/<slug:group_slug>/preferences/", preferences.preferences_edit, name="preferences_edit"),
+    path("rounds/<slug:slug>/groups/<slug:group_slug>/candidates.csv", preferences.candidates_csv, name="candidates_csv"),
     path("rounds/<slug:slug>/groups/<slug:group_slug>/bid/", bids.bid_edit, name="bid_edit"),
     path("rounds/<slug:slug>/groups/<slug:group_slug>/bid/withdraw/", bids.bid_withdraw, name="bid_withdraw"),
     path("staff/rounds/", staff.staff_round_list, name="staff_round_list"),

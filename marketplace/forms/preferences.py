@@ -40,3 +40,14 @@ class RubricForm(forms.Form):
 
     def payload(self) -> dict[str, Any]:
         return {"phrases": self.cleaned_data["phrases"], "target_length_words": self.cleaned_data.get("target_length_words")}
+
+
+class ScoresUploadForm(forms.Form):
+    file = forms.FileField(
+        label="Scores on the round's candidates (CSV)",
+        allow_empty_file=True,
+        help_text=(
+            "Download the candidates, fill in the score column (any numbers: higher is better), upload the file. "
+            "Columns: prompt_index, candidate_index, score (prompt and response columns may stay)."
+        ),
+    )

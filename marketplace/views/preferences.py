@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 
 from marketplace.errors import AppError, NotFound
-from marketplace.forms.preferences import PairsUploadForm, RubricForm
+from marketplace.forms.preferences import PairsUploadForm, RubricForm, ScoresUploadForm
 from marketplace.models import PreferenceSubmission
 from marketplace.preference_files import UploadInvalid
 from marketplace.selectors.rounds import (
@@ -18,6 +20,7 @@ from marketplace.selectors.rounds import (
     round_group_for_member,
 )
 from marketplace.services.preferences import preferences_submit
+from training.models import Candidate
 
 
 def _refused(request, exc: AppError, access):
@@ -33,7 +36,7 @@ def preferences_edit(request, slug: str, group_slug: str):
     except NotFound as exc:
         raise Http404(exc.message) from None
     round, group = access.round, access.group
-    pairs_form, rubric_form = PairsUploadForm(), RubricForm()
+    pairs_form, rubric_form, scores_form = PairsUploadForm(), RubricForm(), ScoresUploadForm()
     upload_errors: list[str] = []
 
     if request.method == "POST":
@@ -64,8 +67,21 @@ def preferences_edit(request, slug: str, group_slug: str):
                         rubric_form.add_error(exc.field if exc.field in rubric_form.fields else None, message)
                 except AppError as exc:
                     return _refused(request, exc, access)
+        elif kind == PreferenceSubmission.Kind.SCORES:
+            scores_form = ScoresUploadForm(request.POST, request.FILES)
+            if scores_form.is_valid():
+                upload = scores_form.cleaned_data["file"]
+                try:
+                    submission = preferences_submit(
+                        user=request.user, group=group, round=round, kind=kind, payload=upload, source_name=upload.name
+                    )
+                except UploadInvalid as exc:
+                    upload_errors = exc.errors
+                    scores_form.add_error("file", "The file was not saved; fix the problems listed and upload it again.")
+                except AppError as exc:
+                    return _refused(request, exc, access)
         else:
-            messages.error(request, "Choose what to submit: a file of pairs or a rubric.")
+            messages.error(request, "Choose what to submit: a file of pairs, a rubric or scores.")
         if submission is not None:
             messages.success(
                 request, f"Saved as version {submission.version} ({submission.row_count} {submission.get_kind_display().lower()} rows)."
@@ -84,7 +100,26 @@ def preferences_edit(request, slug: str, group_slug: str):
             "versions": preference_versions(group=group, round=round),
             "pairs_form": pairs_form,
             "rubric_form": rubric_form,
+            "scores_form": scores_form,
             "upload_errors": upload_errors,
+            "has_candidates": Candidate.objects.filter(round=round).exists(),
         },
-        status=400 if (upload_errors or pairs_form.errors or rubric_form.errors) else 200,
+        status=400 if (upload_errors or pairs_form.errors or rubric_form.errors or scores_form.errors) else 200,
     )
+
+
+@login_required
+def candidates_csv(request, slug: str, group_slug: str):
+    """The round's candidates as a CSV to score offline (group members only; the candidates carry no bids)."""
+    try:
+        access = round_group_for_member(user=request.user, round_slug=slug, group_slug=group_slug)
+    except NotFound as exc:
+        raise Http404(exc.message) from None
+    round = access.round
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{round.slug}-candidates.csv"'
+    writer = csv.writer(response)
+    writer.writerow(["prompt_index", "candidate_index", "score", "prompt", "response"])
+    for cand in Candidate.objects.filter(round=round).order_by("prompt_index", "index"):
+        writer.writerow([cand.prompt_index, cand.index, "", round.prompts[cand.prompt_index], cand.text])
+    return response

@@ -126,6 +126,7 @@ ROUTES = [
     Route("round_list", lambda w: {}, PUBLIC),
     Route("round_detail", round_kw, PUBLIC),
     Route("preferences_edit", round_group_kw, GROUP_PAGE),
+    Route("candidates_csv", round_group_kw, GROUP_PAGE),
     Route("preferences_edit", round_group_kw, {**GROUP_PAGE, "member": "ok", "admin": "ok"}, method="post", data=lambda w: RUBRIC_FORM),
     Route("bid_edit", round_group_kw, GROUP_PAGE),
     Route("bid_edit", round_group_kw, ADMIN_ACTION, method="post", data=lambda w: {"amount": "1.00"}),

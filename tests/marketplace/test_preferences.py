@@ -78,7 +78,40 @@ def test_it_refuses_outsiders(setup):
 def test_it_refuses_kinds_it_does_not_take_here(setup):
     group, member, round = setup
     with pytest.raises(AppError, match="cannot be submitted here"):
-        preferences_submit(user=member, group=group, round=round, kind="scores", payload={})
+        preferences_submit(user=member, group=group, round=round, kind="labels", payload={})
+
+
+def test_direct_scores_are_stored_as_a_version(setup):
+    group, member, round = setup
+    sub = preferences_submit(user=member, group=group, round=round, kind="scores", payload={"scores": {"0:0": 1, "0:1": -2.5}})
+    assert sub.kind == "scores" and sub.row_count == 2
+    assert sub.payload == {"scores": {"0:0": 1.0, "0:1": -2.5}}
+
+
+@pytest.mark.parametrize(
+    ("scores", "message"),
+    [
+        ({}, "non-empty object"),
+        ({"first": 1.0}, "candidate 'first'"),
+        ({"0:1": "high"}, "finite number"),
+        ({"0:1": float("nan")}, "finite number"),
+    ],
+)
+def test_bad_direct_scores_are_refused_and_nothing_is_stored(setup, scores, message):
+    group, member, round = setup
+    with pytest.raises(AppError, match=message):
+        preferences_submit(user=member, group=group, round=round, kind="scores", payload={"scores": scores})
+    assert not PreferenceSubmission.objects.filter(group=group, round=round).exists()
+
+
+def test_a_scores_csv_is_read_with_line_numbered_errors(setup):
+    group, member, round = setup
+    good = b"prompt_index,candidate_index,score,prompt,response\n0,0,3,p,a\n0,1,,p,b\n1,0,-1,q,c\n"
+    sub = preferences_submit(user=member, group=group, round=round, kind="scores", payload=good, source_name="s.csv")
+    assert sub.payload == {"scores": {"0:0": 3.0, "1:0": -1.0}}
+    bad = b"prompt_index,candidate_index,score\n0,0,3\nx,1,2\n"
+    with pytest.raises(AppError, match="line 3"):
+        preferences_submit(user=member, group=group, round=round, kind="scores", payload=bad, source_name="s.csv")
 
 
 def test_a_member_uploads_pairs_on_the_page_and_sees_the_version(client, setup):
