@@ -333,16 +333,20 @@ def solve(instance: Instance, *, payments: bool = True) -> Outcome:
     kl_rows = np.maximum(np.einsum("pk,pk->p", q, v) - log_mgf, 0.0)
     kl_to_base = float(mu @ kl_rows)
 
-    # 3. Expected rewards.
-    mean_shifted = np.matmul(shifted, q[:, :, None])[:, :, 0]  # (P, n)
+    # 3-4. Expected rewards and, with payments, the leave-one-out moments, in one cache-blocked pass.
+    n = w.shape[0]
+    split = int(np.searchsorted(a, 1.0))
+    if payments and n:
+        mean_shifted, moment = _moments(shifted, q, a, split)
+    else:
+        mean_shifted, moment = np.matmul(shifted, q[:, :, None])[:, :, 0], None  # (P, n)
+    mean_total = mu @ mean_shifted
     # Means of numbers in [0, 1] can round an ulp outside it; clip so that value <= bid holds exactly.
-    expected_reward = np.clip(mu @ np.clip(pk.low + mean_shifted, 0.0, 1.0), 0.0, 1.0)
+    expected_reward = np.clip(mu @ pk.low + mean_total, 0.0, 1.0)
     value = w * expected_reward
 
-    n = w.shape[0]
-    if payments and n:
-        split = int(np.searchsorted(a, 1.0))
-        payment = lam * (mu @ _kl_to_leave_one_out(a, shifted, q, log_q, mean_shifted, mu, split))
+    if moment is not None:
+        payment = lam * _kl_totals(a, shifted, q, log_q, mean_shifted, mean_total, moment, mu, split)
         payment = _clamp_payments(payment, value, lam, w)
     else:
         payment = np.zeros(n)
@@ -365,52 +369,83 @@ def solve(instance: Instance, *, payments: bool = True) -> Outcome:
     )
 
 
-def _kl_to_leave_one_out(
+# Prompts per block in _moments: about 2 MB of float64 per block keeps each block in cache between its passes.
+_BLOCK_ELEMENTS = 1 << 18
+
+
+def _moments(shifted: np.ndarray, q: np.ndarray, a: np.ndarray, split: int) -> tuple[np.ndarray, np.ndarray]:
+    """E_q*[s_i] and the payment moments for every prompt and group, both (P, n), in one pass over the tensor.
+
+    The moment is E_q*[expm1(-a_i s_i)] for the first ``split`` groups (a_i < 1) and E_q*[exp(-a_i s_i)] for the
+    rest. The tensor is walked in blocks of prompts small enough to stay in cache, so each element is read from
+    memory once for the mean, the scaling, the exponential and the weighted sum.
+    """
+    n_prompts, n, k = shifted.shape
+    block = max(1, _BLOCK_ELEMENTS // max(1, n * k))
+    rate = np.repeat(-a, k)[None, :]  # -a_i for each (group, candidate) column of a (P, n*K) view
+    flat = shifted.reshape(n_prompts, n * k)
+    mean = np.empty((n_prompts, n, 1))
+    moment = np.empty((n_prompts, n, 1))
+    buf = np.empty((min(block, n_prompts), n * k))
+    cut = split * k
+    for start in range(0, n_prompts, block):
+        stop = min(n_prompts, start + block)
+        weights = q[start:stop, :, None]
+        np.matmul(shifted[start:stop], weights, out=mean[start:stop])
+        work = buf[: stop - start]
+        np.multiply(flat[start:stop], rate, out=work)
+        np.expm1(work[:, :cut], out=work[:, :cut])
+        np.exp(work[:, cut:], out=work[:, cut:])
+        np.matmul(work.reshape(stop - start, n, k), weights, out=moment[start:stop])
+    return mean[:, :, 0], moment[:, :, 0]
+
+
+def _kl_totals(
     a: np.ndarray,
     shifted: np.ndarray,
     q: np.ndarray,
     log_q: np.ndarray,
     mean_shifted: np.ndarray,
+    mean_total: np.ndarray,
+    moment: np.ndarray,
     mu: np.ndarray,
     split: int,
 ) -> np.ndarray:
-    """KL(q*(.|x) || q_-i(.|x)) for every prompt and group, shape (P, n) (steps 4-5 of :func:`solve`).
+    """Σ_x μ(x) KL(q*(.|x) || q_-i(.|x)) for every group, shape (n,) (steps 4-5 of :func:`solve`).
 
-    Groups are stored by increasing bid; those before ``split`` have a_i < 1 and use expm1, the rest exp.
+    Groups are stored by increasing bid; for those before ``split`` (a_i < 1) ``moment`` is E_q*[expm1(-a s)],
+    for the rest E_q*[exp(-a s)]. ``mean_total`` is Σ_x μ(x) E_q*[s_i].
     """
-    n_prompts, n, k = shifted.shape
-    # -a_i * s with a long contiguous inner loop (a (P, n*K) view times a repeated rate row).
-    work = np.multiply(shifted.reshape(n_prompts, n * k), np.repeat(-a, k)[None, :]).reshape(shifted.shape)
-    np.expm1(work[:, :split], out=work[:, :split])
-    np.exp(work[:, split:], out=work[:, split:])
-    moment = np.matmul(work, q[:, :, None])[:, :, 0]  # E_q*[expm1(-a s)] | E_q*[exp(-a s)], (P, n)
-    del work
-    kl = a[None, :] * mean_shifted
-    bound = kl.copy()  # rounding bound in ulps, per row: a m + ...
-    low_t = moment[:, :split]
-    kl[:, :split] += np.log1p(low_t)  # a < 1: E[exp(-a s)] >= e^-1, no underflow
-    bound[:, :split] += np.abs(low_t) / (1.0 + low_t)
-    high_s = moment[:, split:]
-    underflow = np.zeros(moment.shape, dtype=bool)
-    underflow[:, split:] = ~(high_s >= _UNDERFLOW)
-    with np.errstate(divide="ignore"):
-        kl[:, split:] += np.log(np.where(underflow[:, split:], 1.0, high_s))
-    bound[:, split:] += 1.0
-    bound[underflow] = np.inf
-    with np.errstate(invalid="ignore"):  # 0 * inf on zero-weight prompts; those rows are redone anyway
-        weak = mu @ bound * (_FAST_PATH_ULPS * _EPS) > _FAST_PATH_REL * (mu @ kl)
+    n = a.shape[0]
+    total = a * mean_total
+    bound = np.empty(n)  # rounding bound of the fast path, in ulps (before the _FAST_PATH_ULPS factor)
+    # a < 1: E[exp(-a s)] >= e^-1, no underflow. |log1p(T)| and a E[s] are both <= a E[s], and the rounding of
+    # log1p(T) is relative to T / (1 + T) <= e a E[s]: the bound is (1 + e) a Σ μ E[s].
+    total[:split] += mu @ np.log1p(moment[:, :split])
+    bound[:split] = (1.0 + np.e) * a[:split] * mean_total[:split]
+    weak = np.zeros(n, dtype=bool)
+    if split < n:
+        high = moment[:, split:]
+        underflow = ~(high >= _UNDERFLOW)
+        with np.errstate(divide="ignore"):
+            total[split:] += mu @ np.log(np.where(underflow, 1.0, high))
+        bound[split:] = 1.0 + a[split:] * mean_total[split:]
+        weak[split:] = underflow.any(axis=0)
+    weak |= bound * (_FAST_PATH_ULPS * _EPS) > _FAST_PATH_REL * total
+    if not weak.any():
+        return total
     # Weak groups with a_i < 0.1 have |exponent| < 0.1 everywhere: a Taylor series in linear space is exact and
-    # cheap. The rest (large rates, underflow) go through the log-space form row by row.
+    # cheap. The rest (large rates, underflow) go through the log-space form.
     series = np.flatnonzero(weak & (a < 0.1))
     if series.size:
         u = a[series][None, :, None] * (mean_shifted[:, series][:, :, None] - shifted[:, series, :])
-        kl[:, series] = log1p_mean_phi_series(u, q)
-        weak[series] = False
-    redo = underflow
-    redo[:, weak] = True
-    if redo.any():
-        kl[redo] = _kl_stable(a, shifted, log_q, mean_shifted, redo)
-    return kl
+        total[series] = mu @ log1p_mean_phi_series(u, q)
+    rest = np.flatnonzero(weak & (a >= 0.1))
+    if rest.size:
+        rows = np.zeros(mean_shifted.shape, dtype=bool)
+        rows[:, rest] = True
+        total[rest] = mu @ _kl_stable(a, shifted, log_q, mean_shifted, rows).reshape(len(mu), rest.size)
+    return total
 
 
 def _kl_stable(
