@@ -41,7 +41,7 @@ class TinySpec:
     batch_size: int = 32
     learning_rate: float = 3e-3
     warmup_steps: int = 50
-    threads: int = 2
+    threads: int = 1
 
 
 TINY_SPEC = TinySpec()

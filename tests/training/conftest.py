@@ -30,3 +30,12 @@ def tiny(tiny_path: Path):
     from training.basemodels import load_base
 
     return load_base(tiny_path)
+
+
+@pytest.fixture(scope="session")
+def demo_round(tiny):
+    """The demo round on the tiny model: 8 prompts x 16 candidates, three groups (rubric, Bradley-Terry, direct)."""
+    from training.demo import build_demo_round
+
+    model, tokenizer = tiny
+    return build_demo_round(model, tokenizer, n=16, seed=0, kl_weight=1.0)
