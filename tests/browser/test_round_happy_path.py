@@ -45,7 +45,7 @@ def _other_group_bids(round: Round) -> None:
 
 
 def test_a_group_joins_bids_and_reads_the_receipt_of_the_delivered_model(
-    site, stripe_stand_in, celery_worker_process, new_page, screenshot
+    new_page, site, stripe_stand_in, celery_worker_process, screenshot
 ):
     worker = celery_worker_process
     round = make_round(
@@ -107,6 +107,9 @@ def test_a_group_joins_bids_and_reads_the_receipt_of_the_delivered_model(
     expect(errors).to_contain_text("line 2: missing field 'rejected'")
     expect(ada.get_by_role("alert").filter(has_text="Nothing was saved")).to_be_visible()
     screenshot(ada, "09-preferences-error")
+    latin1 = pages.pairs_jsonl(rows[:1]) + '{"prompt": "Café?", "chosen": "Oui.", "rejected": "Non."}\n'.encode("latin-1")
+    pages.upload_pairs(ada, round.slug, slug, filename="pairs-latin1.jsonl", content=latin1)
+    expect(ada.get_by_test_id("upload-errors")).to_contain_text("The file is not UTF-8 text")
     assert not PreferenceSubmission.objects.filter(group=group, round=round).exists()
 
     # The whole file goes in as version 1.
