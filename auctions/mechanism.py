@@ -34,9 +34,9 @@ __all__ = [
 
 _EPS = float(np.finfo(np.float64).eps)
 
-# The fast path's rounding error on KL_i(x) is at most _FAST_PATH_ULPS ulps times a per-row scale (see
-# _kl_to_leave_one_out; measured worst case about 2.5 on random instances). A group whose bound exceeds
-# _FAST_PATH_REL of its KL is recomputed with the cancellation-free form.
+# The fast path's rounding error on a group's KL is at most _FAST_PATH_ULPS ulps of a per-group scale (see
+# _kl_totals; the worst seen on random instances is 2.5). A group whose bound exceeds _FAST_PATH_REL of its KL
+# is recomputed with the cancellation-free form, so payments stay within ~1e-10 relative.
 _FAST_PATH_ULPS = 4.0
 _FAST_PATH_REL = 1e-10
 # Below this, the sum E_q*[exp(-a r)] may have lost digits to underflow (or to dropping q* masses below
@@ -73,8 +73,9 @@ class _Packed:
 class Instance:
     """One auction round: reports (bids, rewards) and the round's fixed candidate set.
 
-    Prefer :func:`make_instance`, which accepts plain lists and default prompt weights. Constructing directly
-    validates too (prompt weights must already sum to 1).
+    Prefer :func:`make_instance`, which accepts plain lists and default prompt weights and copies its input.
+    Constructing directly validates too (prompt weights must already sum to 1) and marks the given arrays
+    read-only, since the solver's packed copy of them must not go stale.
     """
 
     kl_weight: float
@@ -87,6 +88,9 @@ class Instance:
 
     def __post_init__(self) -> None:
         _validate(self)
+        # Freeze the arrays (flags only, no copy): the packed layout below must stay in step with them.
+        for arr in (self.bids, self.prompt_weights, *self.base_logweights, *self.rewards):
+            arr.setflags(write=False)
         object.__setattr__(self, "packed", _pack(self))
 
     @property
@@ -166,6 +170,13 @@ def make_instance(
             continue
         if len(m) != n:
             raise MechanismError(f"prompt {p}: rewards for {len(m)} groups, expected {n}")
+        try:
+            whole = np.array(m, dtype=np.float64)  # a copy: the instance must not share the caller's buffer
+        except (TypeError, ValueError):
+            whole = None  # ragged or not numbers: go row by row below to name the group at fault
+        if whole is not None and whole.ndim == 2 and whole.shape[1] == base[p].shape[0]:
+            mats.append(whole)
+            continue
         rows = [_as_float_array(row, f"group {ids[i]!r}, prompt {p}: rewards", 1) for i, row in enumerate(m)]
         for i, row in enumerate(rows):
             if row.shape[0] != base[p].shape[0]:
@@ -299,10 +310,12 @@ def solve(instance: Instance, *, payments: bool = True) -> Outcome:
        exponent is <= 0, so nothing overflows. Groups with a_i < 1 use T = E_q*[expm1(-a_i s_i)] and log1p(T),
        which keeps both terms relative-accurate when they nearly cancel (KL ~ a² Var against terms ~ a E[s]);
        groups with a_i >= 1 (stored last, a contiguous slice) use exp.
-    5. Each row carries a rounding bound. Groups whose bound exceeds 1e-10 of their KL are recomputed exactly as
-       KL = log1p(E_q*[φ(a_i (E_q*[s_i] - s_i))]) (every term >= 0): by its Taylor series when a_i < 0.1, else
-       in log space, which also serves rows whose E_q*[exp(-a s)] underflowed. Accurate to a few ulps for any a_i
-       from 0 to 1e15, and exactly 0 for a constant report or a zero bid.
+    5. Each group carries a bound on its fast-path rounding: 4 ulps of (1 + e) a_i Σ μ E_q*[s_i] when a_i < 1,
+       of 1 + a_i Σ μ E_q*[s_i] otherwise (the worst seen on random instances is 2.5 ulps). Groups whose bound
+       exceeds 1e-10 of their KL, or with a row whose E_q*[exp(-a s)] fell below 1e-200, are recomputed exactly
+       as KL = log1p(E_q*[φ(a_i (E_q*[s_i] - s_i))]) (every term >= 0): by its Taylor series when a_i < 0.1, else
+       in log space. Accurate to a few ulps for any a_i from 0 to 1e15, and exactly 0 for a constant report or a
+       zero bid.
     6. p_i = λ Σ μ KL_i, clamped into [0, value_i] against rounding only (a violation beyond rounding raises).
 
     ``payments=False`` runs the same allocation and charges nothing (the no-payment mechanism of the lab).
@@ -354,8 +367,8 @@ def solve(instance: Instance, *, payments: bool = True) -> Outcome:
     unsort[pk.order] = np.arange(n)
     expected_reward, value, payment = expected_reward[unsort], value[unsort], payment[unsort]
 
-    k_sizes = pk.sizes
-    policy = tuple(_readonly(q[p, : k_sizes[p]]) for p in range(len(k_sizes)))
+    _readonly(q)  # its row views below inherit read-only
+    policy = tuple(q[p, :k] for p, k in enumerate(pk.sizes.tolist()))
     return Outcome(
         policy=policy,
         expected_reward=_readonly(expected_reward),

@@ -252,3 +252,18 @@ def test_payments_to_cents_rounds_down_and_never_exceeds_the_bid() -> None:
 def test_payments_to_cents_rejects_nan() -> None:
     with pytest.raises(MechanismError, match="payment 1"):
         payments_to_cents([1.0, float("nan")], [10, 10])
+
+
+def test_make_instance_copies_its_input_and_freezes_the_arrays() -> None:
+    rewards = [np.array([[0.2, 0.8]])]
+    inst = make_instance(
+        kl_weight=1.0, group_ids=["a"], bids=np.array([1.0]), base_logweights=[[0.0, 0.0]], rewards=rewards
+    )
+    before = solve(inst).payment[0]
+    rewards[0][0, 0] = 1.0
+    assert inst.rewards[0][0, 0] == 0.2
+    assert solve(inst).payment[0] == before
+    with pytest.raises(ValueError):
+        inst.rewards[0][0, 0] = 0.5
+    with pytest.raises(ValueError):
+        inst.bids[0] = 2.0
