@@ -34,7 +34,10 @@ def _number(value: Any, where: str) -> float:
     # bool is an int subclass in Python, but true/false is never a meaningful number here.
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise MechanismError(f"{where}: expected a number, got {_describe(value)}")
-    result = float(value)
+    try:
+        result = float(value)
+    except OverflowError:  # an integer literal beyond float range
+        raise MechanismError(f"{where}: {str(value)[:20]}... is not a finite number") from None
     if not math.isfinite(result):
         raise MechanismError(f"{where}: {value!r} is not a finite number")
     return result

@@ -131,6 +131,13 @@ INVALID = [
     ("unknown group", broken("prompts.0.rewards.carol", [0, 0, 0]), "group 'carol', prompt 0"),
     ("negative weight", broken("prompts.0.weight", -1), "prompt 0: weight"),
     ("overflowing rate", broken("kl_weight", 1e-320), "overflows"),
+    (
+        "huge integer bid",
+        '{"kl_weight": 1, "groups": [{"id": "a", "bid": 1' + "0" * 400 + '}], "prompts": []}',
+        "group 'a': bid",
+    ),
+    ("non-string id", broken("groups.0.id", 7), "groups[0].id: expected a non-empty string"),
+    ("rewards not an object", broken("prompts.0.rewards", [1, 2]), "prompt 0: rewards: expected an object"),
 ]
 
 
