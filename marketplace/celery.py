@@ -25,6 +25,7 @@ def _configure(sender: Celery, **_: object) -> None:
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
             "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),
             "store_processed": False,
         }
     else:

@@ -23,6 +23,9 @@ from marketplace.services.preferences import preferences_submit
 from training.models import Candidate
 
 
+UNITS = {"pairs": "preference pairs", "rubric": "rubric phrases", "scores": "scored candidates"}
+
+
 def _refused(request, exc: AppError, access):
     # Refusals that are not about the input (the round closed meanwhile): say why on the page, which now shows the state.
     messages.error(request, exc.message)
@@ -84,7 +87,7 @@ def preferences_edit(request, slug: str, group_slug: str):
             messages.error(request, "Choose what to submit: a file of pairs, a rubric or scores.")
         if submission is not None:
             messages.success(
-                request, f"Saved as version {submission.version} ({submission.row_count} {submission.get_kind_display().lower()} rows)."
+                request, f"Saved as version {submission.version} ({submission.row_count} {UNITS.get(submission.kind, 'rows')})."
             )
             return redirect("preferences_edit", slug=round.slug, group_slug=group.slug)
 

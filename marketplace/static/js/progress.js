@@ -67,6 +67,9 @@
     show(field(card, "job"), !!job);
     show(field(card, "no_job"), !job);
     if (!job) return;
+    // The job page's "no job yet" box is outside the card; once a job exists it no longer applies.
+    var stale = document.querySelectorAll("[data-hide-when-job]");
+    for (var i = 0; i < stale.length; i++) stale[i].hidden = true;
     replaceBadge(field(card, "job_status"), job.status, job.status_display);
     setText(card, "job_steps_done", job.steps_done);
     setText(card, "job_total_steps", job.total_steps);
