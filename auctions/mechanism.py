@@ -43,6 +43,8 @@ _FAST_PATH_REL = 1e-10
 # _NEGLIGIBLE): recompute those rows in log space.
 _UNDERFLOW = 1e-200
 _NEGLIGIBLE = 1e-250
+# Below this rate |a (E[s] - s)| < 0.1 for shifted rewards in [0, 1], the range of the Taylor form.
+_SERIES_RATE = 0.09
 
 
 class MechanismError(ValueError):
@@ -313,7 +315,7 @@ def solve(instance: Instance, *, payments: bool = True) -> Outcome:
     5. Each group carries a bound on its fast-path rounding: 4 ulps of (1 + e) a_i Σ μ E_q*[s_i] when a_i < 1,
        of 1 + a_i Σ μ E_q*[s_i] otherwise (the worst seen on random instances is 2.5 ulps). Groups whose bound
        exceeds 1e-10 of their KL, or with a row whose E_q*[exp(-a s)] fell below 1e-200, are recomputed exactly
-       as KL = log1p(E_q*[φ(a_i (E_q*[s_i] - s_i))]) (every term >= 0): by its Taylor series when a_i < 0.1, else
+       as KL = log1p(E_q*[φ(a_i (E_q*[s_i] - s_i))]) (every term >= 0): by its Taylor series when a_i < 0.09, else
        in log space. Accurate to a few ulps for any a_i from 0 to 1e15, and exactly 0 for a constant report or a
        zero bid.
     6. p_i = λ Σ μ KL_i, clamped into [0, value_i] against rounding only (a violation beyond rounding raises).
@@ -447,13 +449,13 @@ def _kl_totals(
     weak |= bound * (_FAST_PATH_ULPS * _EPS) > _FAST_PATH_REL * total
     if not weak.any():
         return total
-    # Weak groups with a_i < 0.1 have |exponent| < 0.1 everywhere: a Taylor series in linear space is exact and
+    # Weak groups with small rates have |exponent| < 0.1 everywhere: a Taylor series in linear space is exact and
     # cheap. The rest (large rates, underflow) go through the log-space form.
-    series = np.flatnonzero(weak & (a < 0.1))
+    series = np.flatnonzero(weak & (a < _SERIES_RATE))
     if series.size:
         u = a[series][None, :, None] * (mean_shifted[:, series][:, :, None] - shifted[:, series, :])
         total[series] = mu @ log1p_mean_phi_series(u, q)
-    rest = np.flatnonzero(weak & (a >= 0.1))
+    rest = np.flatnonzero(weak & ~(a < _SERIES_RATE))
     if rest.size:
         rows = np.zeros(mean_shifted.shape, dtype=bool)
         rows[:, rest] = True
