@@ -180,6 +180,7 @@ class TrainResult:
     train_seconds: float  # wall time of the training loop in this call
     tv_initial: float | None = None  # TV(q0, q*): fidelity before training
     resumed_from_step: int = 0
+    step_seconds: float | None = None  # of train_seconds, the time in optimisation steps (no checkpoints, metrics)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -315,6 +316,35 @@ def _publish_dir(src_fill: Callable[[Path], None], target: Path) -> None:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def batch_schedule(
+    config: TrainConfig,
+    candidates: Sequence[Sequence[str]],
+    target_weights: Sequence[Sequence[float]],
+    prompt_weights: Sequence[float] | None = None,
+) -> list[list[tuple[int, int]]]:
+    """The (prompt index, candidate index) rows each weighted_sft step trains on: the same (seed, step) streams as
+    ``train``. The benchmark feeds exactly these rows to TRL's SFTTrainer."""
+    n = len(candidates)
+    mu = np.full(n, 1.0 / n) if prompt_weights is None else np.asarray(prompt_weights, dtype=np.float64)
+    mu = mu / mu.sum()
+    q_star = _normalised_rows(target_weights)
+    flat = [(i, k) for i, row in enumerate(candidates) for k in range(len(row))]
+    weights = np.concatenate([m * q for m, q in zip(mu, q_star, strict=True)])
+    weights = weights / weights.sum()
+    offsets = np.concatenate([[0], np.cumsum([len(c) for c in candidates])])
+    per_step = max(1, config.batch_size // max(len(c) for c in candidates))
+    out = []
+    for step in range(config.steps):
+        rng = np.random.default_rng([config.seed, step])
+        if config.loss == "candidate_normalised":
+            chosen = rng.choice(n, size=per_step, replace=True, p=mu)
+            idx = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in chosen])
+        else:
+            idx = rng.choice(len(flat), size=config.batch_size, replace=True, p=weights)
+        out.append([flat[j] for j in idx])
+    return out
 
 
 def load_adapter(base_path: Path | str, adapter_dir: Path | str, device: str = "cpu") -> tuple[Any, Any]:
@@ -527,12 +557,14 @@ def _train_weighted_sft(
         status = "succeeded"
         window: list[float] = []
         t0 = time.perf_counter()
+        step_seconds = 0.0
         step = start_step
         while step < config.steps:
             if should_cancel is not None and should_cancel():
                 status = "cancelled"
                 break
             # 2. the batch for this step depends only on (seed, step)
+            t_step = time.perf_counter()
             rng = np.random.default_rng([config.seed, step])
             if listwise:
                 chosen = rng.choice(len(prompts), size=prompts_per_step, replace=True, p=mu)
@@ -583,6 +615,9 @@ def _train_weighted_sft(
             opt.step()
             sched.step()
             step += 1
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            step_seconds += time.perf_counter() - t_step
             tokens += int(lens[idx].sum())
             window.append(loss.item())
             elapsed = time.perf_counter() - t0
@@ -614,7 +649,16 @@ def _train_weighted_sft(
                 checkpoints = [c for c in checkpoints if c.step != step] + [info]
         train_seconds = time.perf_counter() - t0
         return _finish(
-            out, status, checkpoints, step, tokens, resolved, train_seconds, metrics.tv_initial(), resumed_from
+            out,
+            status,
+            checkpoints,
+            step,
+            tokens,
+            resolved,
+            train_seconds,
+            metrics.tv_initial(),
+            resumed_from,
+            step_seconds,
         )
     finally:
         torch.set_num_threads(old_threads)
@@ -630,6 +674,7 @@ def _finish(
     train_seconds: float,
     tv_initial,
     resumed_from: int,
+    step_seconds: float | None = None,
 ) -> TrainResult:
     best = _best(checkpoints)
     adapter_dir: str | None = None
@@ -650,6 +695,7 @@ def _finish(
         train_seconds=round(train_seconds, 3),
         tv_initial=tv_initial,
         resumed_from_step=resumed_from,
+        step_seconds=None if step_seconds is None else round(step_seconds, 3),
     )
     if status == "succeeded":
         _atomic_write_text(out / "result.json", json.dumps(result.to_dict(), indent=2))
