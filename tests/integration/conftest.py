@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from tests.marketplace.conftest import localstripe  # noqa: F401  (the session's localstripe, shared)
-
 ROOT = Path(__file__).resolve().parents[2]
 
 

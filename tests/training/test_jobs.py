@@ -59,7 +59,7 @@ def test_two_workers_racing_for_a_queued_job_claim_it_exactly_once():
         results: list[bool] = []
         barrier = threading.Barrier(2)
 
-        def claim(name: str) -> None:
+        def claim(name: str, job=job, results=results, barrier=barrier) -> None:
             barrier.wait()
             try:
                 results.append(job_claim(job_id=job.pk, worker=name))
