@@ -41,7 +41,6 @@ def test_cached_tiny_reloads_through_auto_classes_with_the_built_weights(tiny_pa
     model, tokenizer = load_base(tiny_path)
     assert weights_hash(model) == info["weights_sha256"]
     assert tokenizer.eos_token_id is not None and tokenizer.pad_token_id is not None
-    assert info["build_seconds"] < 300  # ~30-50 s on 2 quiet cores; generous for a shared, busy machine
     # cached: a second resolve returns the same folder without rebuilding
     assert resolve_base("tiny", cache_dir=tiny_path.parent) == tiny_path
 
