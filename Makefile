@@ -50,6 +50,7 @@ worker: install
 
 lint: install
 	$(PY) -m ruff check .
+	$(PY) -m mypy auctions
 
 bench-auction: install
 	$(PY) bench/auction.py

@@ -22,7 +22,6 @@ from marketplace.selectors.rounds import (
 from marketplace.services.preferences import preferences_submit
 from training.models import Candidate
 
-
 UNITS = {"pairs": "preference pairs", "rubric": "rubric phrases", "scores": "scored candidates"}
 
 
