@@ -39,6 +39,21 @@ def bid_is_sealed(round: Round) -> bool:
     return round.status in SEALED_STATUSES
 
 
+class SealedWhileOpenAdmin:
+    """Bids and holds of rounds still taking bids are left out of the admin entirely, and their amounts cannot be
+    probed through URL filters (Django admin accepts a lookup on any field of the model in the query string)."""
+
+    sealed_fields = ("amount_cents", "amount_held_cents", "amount_captured_cents")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).exclude(round__status__in=SEALED_STATUSES)
+
+    def lookup_allowed(self, lookup, value, request=None):
+        if lookup.split("__")[0] in self.sealed_fields:
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """For records that only services write (money, outcomes, events): staff may look, not touch."""
 
@@ -237,7 +252,7 @@ class PreferenceSubmissionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Bid)
-class BidAdmin(ReadOnlyAdmin):
+class BidAdmin(SealedWhileOpenAdmin, ReadOnlyAdmin):
     list_display = ["round", "group", "amount", "status", "created_at", "updated_at"]
     list_filter = ["status"]
     search_fields = ["round__title", "group__name"]
@@ -251,7 +266,7 @@ class BidAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Payment)
-class PaymentAdmin(ReadOnlyAdmin):
+class PaymentAdmin(SealedWhileOpenAdmin, ReadOnlyAdmin):
     list_display = ["round", "group", "status", "held", "captured", "attempt", "updated_at"]
     list_filter = ["status"]
     search_fields = ["round__title", "group__name", "stripe_payment_intent_id"]

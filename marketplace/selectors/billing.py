@@ -238,6 +238,7 @@ def round_billing_overview(*, round: Round, now=None) -> RoundBillingOverview:
         pending_count=payments.filter(status__in=[P.CREATING, P.CAPTURING, P.RELEASING]).count(),
         job_seconds=job_seconds,
         job_cost_cents=job_cost,
-        rows=rows,
+        # While bidding is open even which groups hold a card authorisation stays sealed.
+        rows=[] if round.status in (Round.Status.DRAFT, Round.Status.OPEN) else rows,
         sealed=round.status in (Round.Status.DRAFT, Round.Status.OPEN),
     )

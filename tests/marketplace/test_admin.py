@@ -76,12 +76,22 @@ def test_admin_actions_move_statuses_through_the_state_machine(staff_client):
 
 def test_bid_amounts_are_sealed_in_the_admin_until_the_close(staff_client):
     round = make_round(status="open")
-    bid = make_bid(round=round, group=make_group(), amount_cents=123_456)
-    for url in ["/admin/marketplace/bid/", f"/admin/marketplace/bid/{bid.pk}/change/"]:
-        body = staff_client.get(url).content.decode()
-        assert "1,234.56" not in body and "123456" not in body and "sealed" in body
+    group = make_group(name="Secretive Bidders")
+    bid = make_bid(round=round, group=group, amount_cents=123_456)
+    for url in ["/admin/marketplace/bid/", f"/admin/marketplace/bid/{bid.pk}/change/", "/admin/marketplace/payment/"]:
+        body = staff_client.get(url, follow=True).content.decode()
+        assert "1,234.56" not in body and "123456" not in body and "Secretive Bidders" not in body
     Round.objects.filter(pk=round.pk).update(status="closed")
     assert "$1,234.56" in staff_client.get("/admin/marketplace/bid/").content.decode()
+
+
+@pytest.mark.parametrize("probe", ["amount_cents__gte=100000", "amount_cents__lt=200000", "amount_cents=123456"])
+def test_amounts_cannot_be_probed_through_admin_url_filters(staff_client, probe):
+    round = make_round(status="closed")
+    make_bid(round=round, group=make_group(), amount_cents=123_456)
+    response = staff_client.get(f"/admin/marketplace/bid/?{probe}")
+    # Django refuses a disallowed lookup outright (DisallowedModelAdminLookup), whatever the amount.
+    assert response.status_code == 400
 
 
 def test_every_marketplace_admin_page_renders(staff_client):
