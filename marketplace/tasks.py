@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 
 from marketplace.models import Round
 from marketplace.services import lifecycle
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="marketplace.tasks.round_sample_task", acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
@@ -18,14 +22,22 @@ def round_settle_task(round_id: int) -> int | None:
     round = Round.objects.get(pk=round_id)
     try:
         return lifecycle.round_settle(round=round)
-    except Exception as exc:
-        lifecycle.round_fail(round=round, reason=f"Settling the auction failed: {type(exc).__name__}: {exc}")
+    except Exception:
+        logger.exception("settling round %s failed", round_id)
+        lifecycle.round_fail(round=round, reason=lifecycle.PLATFORM_FAILURE)
         raise
 
 
 @shared_task(name="marketplace.tasks.round_after_job_task", acks_late=True)
 def round_after_job_task(round_id: int) -> str:
-    return lifecycle.round_after_job(round=Round.objects.get(pk=round_id))
+    round = Round.objects.get(pk=round_id)
+    try:
+        return lifecycle.round_after_job(round=round)
+    except Exception:
+        # Evaluation or delivery broke: no model is delivered, so nobody pays.
+        logger.exception("finishing round %s failed", round_id)
+        lifecycle.round_fail(round=round, reason=lifecycle.PLATFORM_FAILURE)
+        raise
 
 
 @shared_task(name="marketplace.tasks.rounds_tick_task")

@@ -10,6 +10,7 @@ evaluates the adapter and captures the prices. Failed and cancelled rounds relea
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -20,6 +21,10 @@ from marketplace.services.rounds import round_transition
 
 log = logging.getLogger(__name__)
 S = Round.Status
+# What a failed round says in public when the fault was ours; the details stay in the job row and the logs.
+PLATFORM_FAILURE = "The round stopped because of a problem on our side. Every hold was released; nobody is charged."
+# Steps whose message may have been lost are sent again by the scheduler after this long.
+STUCK_AFTER = timedelta(minutes=15)
 
 
 def _after_commit(task_path: str, *args: object) -> None:
@@ -128,7 +133,7 @@ def round_settle(*, round: Round) -> int | None:
         return None
     job = job_create(round=round)
     if job.status == TrainingJob.Status.FAILED:
-        round_fail(round=round, reason=f"Training could not start: {job.error_message}")
+        round_fail(round=round, reason=f"Training could not start: {job.error_message} Every hold was released.")
         return None
     with transaction.atomic():
         if round_transition(round=round, from_status=S.CLOSED, to_status=S.TRAINING):
@@ -151,8 +156,14 @@ def round_after_job(*, round: Round) -> str:
             if round_transition(round=round, from_status=S.TRAINING, to_status=S.DELIVERED):
                 Round.objects.filter(pk=round.pk).update(billing_pending=True)
                 _after_commit("marketplace.tasks_billing.billing_capture_round_task", round.pk)
-    elif job.status in (TrainingJob.Status.FAILED, TrainingJob.Status.CANCELLED):
-        round_fail(round=round, reason=f"The training job {job.status}: {job.error_message or 'no model delivered'}.")
+    elif job.status == TrainingJob.Status.CANCELLED:
+        round_fail(round=round, reason="The training job was cancelled; every hold was released and nobody is charged.")
+    elif job.status == TrainingJob.Status.FAILED:
+        if job.fault == TrainingJob.Fault.USER:
+            round_fail(round=round, reason=f"Training could not run: {job.error_message} Every hold was released.")
+        else:
+            log.error("round %s: job %s failed: %s", round.pk, job.pk, job.error_message)
+            round_fail(round=round, reason=PLATFORM_FAILURE)
     round.refresh_from_db()
     return round.status
 
@@ -167,4 +178,37 @@ def rounds_tick(*, now=None) -> dict[str, list[int]]:
     requeued = jobs_reap()
     for job_id in requeued:
         _after_commit("training.tasks.job_run_task", job_id)
-    return {"opened": opened, "closed": closed, "requeued": requeued}
+    resent = rounds_resend_stuck(now=now)
+    return {"opened": opened, "closed": closed, "requeued": requeued, **resent}
+
+
+def rounds_resend_stuck(*, now=None) -> dict[str, list[int]]:
+    """Send again the steps whose Celery message may have been lost. Every step is idempotent, so a step that was
+    merely slow and gets a second message does its work once."""
+    from training.models import TrainingJob
+
+    now = now or timezone.now()
+    cutoff = now - STUCK_AFTER
+    settle = list(Round.objects.filter(status=S.CLOSED, status_changed_at__lt=cutoff).values_list("pk", flat=True))
+    for round_id in settle:
+        _after_commit("marketplace.tasks.round_settle_task", round_id)
+    jobs = list(
+        TrainingJob.objects.filter(status=TrainingJob.Status.QUEUED, created_at__lt=cutoff).values_list("pk", flat=True)
+    )
+    for job_id in jobs:
+        _after_commit("training.tasks.job_run_task", job_id)
+    # A training round whose job already ended: the hand-over to delivery was lost.
+    finish = list(
+        Round.objects.filter(status=S.TRAINING, status_changed_at__lt=cutoff)
+        .exclude(jobs__status__in=[TrainingJob.Status.QUEUED, TrainingJob.Status.RUNNING, TrainingJob.Status.CANCELLING,
+                                   TrainingJob.Status.VALIDATING_FILES])
+        .values_list("pk", flat=True)
+    )
+    for round_id in finish:
+        _after_commit("marketplace.tasks.round_after_job_task", round_id)
+    billing = list(Round.objects.filter(billing_pending=True, status_changed_at__lt=cutoff).values_list("pk", "status"))
+    for round_id, status in billing:
+        task = "billing_capture_round_task" if status == S.DELIVERED else "billing_release_round_task"
+        if status in (S.DELIVERED, S.FAILED, S.CANCELLED):
+            _after_commit(f"marketplace.tasks_billing.{task}", round_id)
+    return {"settle": settle, "jobs": jobs, "finish": finish, "billing": [r for r, _ in billing]}

@@ -15,6 +15,7 @@ from marketplace.models import Membership, PreferenceGroup, PreferenceSubmission
 
 Kind = PreferenceSubmission.Kind
 SUBMITTABLE_KINDS = (Kind.PAIRS, Kind.RUBRIC, Kind.SCORES)
+MIN_PAIRS = 2
 
 
 def preferences_validate(*, kind: str, payload: Any, source_name: str = "") -> tuple[dict[str, Any], int]:
@@ -29,6 +30,11 @@ def preferences_validate(*, kind: str, payload: Any, source_name: str = "") -> t
         clean = preference_files.parse_preference_pairs(
             data, filename=source_name, max_bytes=settings.PREFERENCE_UPLOAD_MAX_BYTES
         )
+        if len(clean["pairs"]) < MIN_PAIRS:
+            raise preference_files.UploadInvalid(
+                [f"The file has {len(clean['pairs'])} pair; at least {MIN_PAIRS} are needed to fit a reward model."],
+                field="file",
+            )
         return clean, len(clean["pairs"])
     if kind == Kind.RUBRIC:
         if not isinstance(payload, dict):
@@ -61,6 +67,8 @@ def preferences_submit(
     if not Membership.objects.filter(group=group, user=user).exists():
         raise NotFound()
     clean, row_count = preferences_validate(kind=kind, payload=payload, source_name=source_name)
+    if kind == Kind.SCORES:
+        _check_scored_candidates_exist(round=round, keys=clean["scores"])
     with transaction.atomic():
         locked = Round.objects.select_for_update(no_key=True).get(pk=round.pk)
         _check_accepting(locked)
@@ -74,6 +82,18 @@ def preferences_submit(
             source_name=source_name[:255],
             row_count=row_count,
             submitted_by=user,
+        )
+
+
+def _check_scored_candidates_exist(*, round: Round, keys) -> None:
+    from training.models import Candidate
+
+    known = {f"{p}:{k}" for p, k in Candidate.objects.filter(round=round).values_list("prompt_index", "index")}
+    unknown = sorted(set(keys) - known)
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        raise preference_files.UploadInvalid(
+            [f"No such candidate in this round: {shown}. Download the candidates and score those rows."], field="scores"
         )
 
 

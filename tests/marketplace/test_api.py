@@ -21,7 +21,7 @@ def fast_password_hashing(settings):
     # make_user hashes a password; the default PBKDF2 costs about a second per user on these machines.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-PAIRS = b'{"prompt": "Q", "chosen": "A", "rejected": "B"}\n'
+PAIRS = b'{"prompt": "Q", "chosen": "A", "rejected": "B"}\n{"prompt": "Q2", "chosen": "C", "rejected": "D"}\n'
 
 
 class Api:
@@ -148,7 +148,7 @@ def test_members_submit_a_rubric_and_pairs_as_json(world):
     api = Api(world["member"])
     rubric = api.post(gpath(world, "preferences"), {"kind": "rubric", "phrases": [{"phrase": "thanks", "weight": 1.5}], "target_length_words": 40})
     assert rubric.status_code == 201 and rubric.json()["version"] == 1
-    pairs = api.post(gpath(world, "preferences"), {"kind": "pairs", "pairs": [{"prompt": "Q", "chosen": "A", "rejected": "B"}]})
+    pairs = api.post(gpath(world, "preferences"), {"kind": "pairs", "pairs": [{"prompt": "Q", "chosen": "A", "rejected": "B"}, {"prompt": "Q2", "chosen": "C", "rejected": "D"}]})
     assert pairs.status_code == 201 and pairs.json()["version"] == 2
     current = api.get(gpath(world, "preferences")).json()
     assert current["version_count"] == 2 and current["current"]["kind"] == "pairs"

@@ -81,8 +81,16 @@ def test_it_refuses_kinds_it_does_not_take_here(setup):
         preferences_submit(user=member, group=group, round=round, kind="labels", payload={})
 
 
+def _candidates(round, slots=((0, 0), (0, 1), (1, 0))):
+    from training.models import Candidate
+
+    for p, k in slots:
+        Candidate.objects.create(round=round, prompt_index=p, index=k, text=f"answer {p}.{k}", base_logprob=-3.0)
+
+
 def test_direct_scores_are_stored_as_a_version(setup):
     group, member, round = setup
+    _candidates(round)
     sub = preferences_submit(user=member, group=group, round=round, kind="scores", payload={"scores": {"0:0": 1, "0:1": -2.5}})
     assert sub.kind == "scores" and sub.row_count == 2
     assert sub.payload == {"scores": {"0:0": 1.0, "0:1": -2.5}}
@@ -104,8 +112,25 @@ def test_bad_direct_scores_are_refused_and_nothing_is_stored(setup, scores, mess
     assert not PreferenceSubmission.objects.filter(group=group, round=round).exists()
 
 
+def test_scores_for_candidates_the_round_does_not_have_are_refused(setup):
+    group, member, round = setup
+    _candidates(round)
+    with pytest.raises(AppError, match="No such candidate in this round: 7:0"):
+        preferences_submit(user=member, group=group, round=round, kind="scores", payload={"scores": {"0:0": 1, "7:0": 2}})
+    assert not PreferenceSubmission.objects.filter(group=group, round=round).exists()
+
+
+def test_a_single_preference_pair_is_refused_at_upload(setup):
+    group, member, round = setup
+    one = b'{"prompt": "p", "chosen": "a", "rejected": "b"}\n'
+    with pytest.raises(AppError, match="at least 2 are needed"):
+        preferences_submit(user=member, group=group, round=round, kind="pairs", payload=one, source_name="one.jsonl")
+    assert not PreferenceSubmission.objects.filter(group=group, round=round).exists()
+
+
 def test_a_scores_csv_is_read_with_line_numbered_errors(setup):
     group, member, round = setup
+    _candidates(round)
     good = b"prompt_index,candidate_index,score,prompt,response\n0,0,3,p,a\n0,1,,p,b\n1,0,-1,q,c\n"
     sub = preferences_submit(user=member, group=group, round=round, kind="scores", payload=good, source_name="s.csv")
     assert sub.payload == {"scores": {"0:0": 3.0, "1:0": -1.0}}
@@ -230,9 +255,12 @@ def test_concurrent_submissions_get_distinct_versions():
 
 def test_uploaded_payload_is_the_parsed_pairs_not_the_raw_file(setup):
     group, member, round = setup
-    csv_data = b"prompt,chosen,rejected\nQ,A,B\n"
+    csv_data = b"prompt,chosen,rejected\nQ,A,B\nQ2,C,D\n"
     submission = preferences_submit(user=member, group=group, round=round, kind="pairs", payload=csv_data, source_name="x.csv")
-    assert json.loads(json.dumps(submission.payload)) == {"format": "csv", "pairs": [{"prompt": "Q", "chosen": "A", "rejected": "B"}]}
+    assert json.loads(json.dumps(submission.payload)) == {
+        "format": "csv",
+        "pairs": [{"prompt": "Q", "chosen": "A", "rejected": "B"}, {"prompt": "Q2", "chosen": "C", "rejected": "D"}],
+    }
 
 
 def test_the_service_raises_upload_invalid_with_all_problems(setup):

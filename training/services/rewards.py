@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.db import transaction
@@ -8,6 +9,8 @@ from marketplace.errors import AppError
 from marketplace.models import Bid, PreferenceSubmission, Round
 from training.models import RewardModel
 from training.services.candidates import candidates_by_prompt
+
+log = logging.getLogger(__name__)
 
 
 def _pairs(payload: Any) -> list[tuple[str, str, str]]:
@@ -84,9 +87,16 @@ def reward_models_fit(*, round: Round) -> list[RewardModel]:
         ) or PreferenceSubmission.objects.filter(round=round, group=bid.group).order_by("-version").first()
         if submission is None:
             continue
-        model = reward_model_build(kind=submission.kind, payload=submission.payload, seed=round.seed,
-                                   candidate_texts=dict(zip(keys, zip(prompts, texts, strict=True), strict=True)))
-        raw = [float(x) for x in model.score(prompts, texts)]
+        try:
+            model = reward_model_build(kind=submission.kind, payload=submission.payload, seed=round.seed,
+                                       candidate_texts=dict(zip(keys, zip(prompts, texts, strict=True), strict=True)))
+            raw = [float(x) for x in model.score(prompts, texts)]
+        except (AppError, ValueError) as exc:
+            # One group's unusable preferences must not sink the round for everyone: the group is left out of the
+            # auction like a group without preferences, and its hold is released when the round is billed.
+            message = exc.message if isinstance(exc, AppError) else str(exc)
+            log.warning("round %s: group %s left out, its preferences cannot be used: %s", round.pk, bid.group_id, message)
+            continue
         normaliser = AffineNormaliser.fit(raw)
         normalised = [float(x) for x in normaliser(raw)]
         raw_rows, norm_rows, i = [], [], 0
