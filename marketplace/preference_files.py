@@ -86,6 +86,9 @@ def decode_text(data: bytes, *, field: str | None = "file") -> str:
         ) from None
     if not text.strip():
         raise UploadInvalid(["The file is empty."], field=field)
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise UploadInvalid([f"line {line}: the file contains a NUL character; save it as plain UTF-8 text."], field=field)
     return text
 
 
@@ -135,6 +138,9 @@ def _check_pair(line: int, row: dict[str, Any], errors: _Collector) -> dict[str,
         elif not value.strip():
             errors.add(f"line {line}: '{name}' is empty")
             ok = False
+        elif "\x00" in value:
+            errors.add(f"line {line}: '{name}' contains a NUL character")
+            ok = False
     if ok and row["chosen"] == row["rejected"]:
         errors.add(f"line {line}: 'chosen' and 'rejected' are identical")
         ok = False
@@ -150,6 +156,9 @@ def _pairs_from_jsonl(text: str, errors: _Collector) -> list[dict[str, str]]:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             errors.add(f"line {line_no}: not valid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        except RecursionError:
+            errors.add(f"line {line_no}: the JSON is nested too deeply")
             continue
         if not isinstance(row, dict):
             errors.add(f"line {line_no}: expected a JSON object with 'prompt', 'chosen' and 'rejected', found {_type_name(row)}")
@@ -274,6 +283,9 @@ def validate_rubric(*, phrases: Iterable[Any], target_length_words: Any = None) 
             errors.add(f"{where}: expected an object with 'phrase' and 'weight'")
             continue
         phrase, weight = item.get("phrase"), item.get("weight")
+        if isinstance(phrase, str) and "\x00" in phrase:
+            errors.add(f"{where}: the phrase contains a NUL character")
+            continue
         if not isinstance(phrase, str) or not phrase.strip():
             errors.add(f"{where}: the phrase is empty" if isinstance(phrase, str) else f"{where}: 'phrase' must be a string, not {_type_name(phrase)}")
             continue
@@ -330,6 +342,9 @@ def parse_prompt_jsonl(data: bytes, *, max_bytes: int) -> tuple[list[str], list[
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             errors.add(f"line {line_no}: not valid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        except RecursionError:
+            errors.add(f"line {line_no}: the JSON is nested too deeply")
             continue
         if not isinstance(row, dict):
             errors.add(f"line {line_no}: expected a JSON object with 'prompt', found {_type_name(row)}")

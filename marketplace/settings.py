@@ -144,6 +144,8 @@ STRIPE_HOLD_DAYS = env_int("STRIPE_HOLD_DAYS", 5, minimum=1)
 BILLING_TRAINING_ALLOWANCE_HOURS = env_int("BILLING_TRAINING_ALLOWANCE_HOURS", 24, minimum=0)
 # What an hour of the training job's wall time costs the platform, for the staff billing overview.
 BILLING_GPU_COST_PER_HOUR_CENTS = env_int("BILLING_GPU_COST_PER_HOUR_CENTS", 250, minimum=0)
+if not STRIPE_API_BASE and STRIPE_WEBHOOK_SECRET == "whsec_localstripe_dev_secret":
+    raise ConfigError("STRIPE_WEBHOOK_SECRET is the development default; set the endpoint's signing secret from Stripe")
 if not STRIPE_SECRET_KEY.startswith("sk_"):
     raise ConfigError("STRIPE_SECRET_KEY must start with sk_ (use a test-mode key)")
 

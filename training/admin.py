@@ -52,6 +52,9 @@ class TrainingJobAdmin(admin.ModelAdmin):
     def steps(self, obj: TrainingJob) -> str:
         return f"{obj.steps_done} / {obj.total_steps}"
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # rows a running round depends on; removing one mid-round would break settling
+
     def has_add_permission(self, request) -> bool:
         return False  # jobs are created by the round's settle step, never by hand
 
@@ -63,6 +66,9 @@ class CandidateAdmin(admin.ModelAdmin):
     search_fields = ("text", "round__slug")
     list_select_related = ("round",)
     readonly_fields = ("round", "prompt_index", "index", "text", "num_tokens", "base_logprob", "proposal_logprob", "base_logweight")
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # rows a running round depends on; removing one mid-round would break settling
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -79,6 +85,9 @@ class RewardModelAdmin(admin.ModelAdmin):
         "norm_min", "norm_max", "created_at",
     )
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # rows a running round depends on; removing one mid-round would break settling
+
     def has_add_permission(self, request) -> bool:
         return False
 
@@ -88,6 +97,9 @@ class EvaluationAdmin(admin.ModelAdmin):
     list_display = ("job", "tv_before", "tv_after", "kl_estimate", "created_at")
     list_select_related = ("job", "job__round")
     readonly_fields = ("job", "tv_before", "tv_after", "kl_estimate", "delivered", "base", "heldout", "details", "created_at")
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # rows a running round depends on; removing one mid-round would break settling
 
     def has_add_permission(self, request) -> bool:
         return False

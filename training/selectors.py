@@ -140,6 +140,12 @@ class JobPage:
     evaluation: Evaluation | None
     public_error: str
     group_results: list[dict[str, Any]] | None = None  # staff only
+    hyperparameters: dict[str, Any] | None = None
+
+
+# Resolved settings of the RL method that are derived from the bids (each bid over the total, the total, lambda over it):
+# shown to staff only, since together they reveal every sealed bid.
+BID_DERIVED_KEYS = {"reward_weights", "reward_scale", "beta", "bids"}
 
 
 def job_page(*, round: Round, for_staff: bool) -> JobPage | None:
@@ -162,6 +168,7 @@ def job_page(*, round: Round, for_staff: bool) -> JobPage | None:
         evaluation=evaluation,
         public_error=job_public_error(job=job),
         group_results=round_group_results_for_staff(round=round) if for_staff else None,
+        hyperparameters={k: v for k, v in (job.hyperparameters or {}).items() if for_staff or k not in BID_DERIVED_KEYS},
     )
 
 

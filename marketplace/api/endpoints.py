@@ -174,7 +174,7 @@ def _parse_preferences_request(request) -> tuple[str, object, str]:
         raise AppError("Send multipart/form-data with a 'file', or an application/json body.", code="unsupported_media_type", status=415)
     try:
         body = json.loads(request.body or b"")
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise AppError("The body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise AppError("The body must be a JSON object with 'kind'.")

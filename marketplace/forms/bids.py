@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 
 from django import forms
 
 MAX_BID_UNITS = Decimal("1000000")
+THOUSANDS = re.compile(r"^\d{1,3}(,\d{3})+(\.\d+)?$")
 MAX_BID_CENTS = int(MAX_BID_UNITS * 100)
 
 
 def amount_to_cents(text: str) -> int:
     """ "25.00" -> 2500. Refuses more than two decimals, zero, negatives and amounts over 1,000,000."""
-    cleaned = (text or "").strip().replace(",", "").replace("_", "")
+    cleaned = (text or "").strip().replace("_", "")
     for symbol in ("$", "€", "£"):
         cleaned = cleaned.removeprefix(symbol)
+    if "," in cleaned:
+        # Only as a thousands separator ("1,250.00"); "1,5" is a decimal comma and would bid ten times too much.
+        if not THOUSANDS.match(cleaned):
+            raise forms.ValidationError("Write the amount with a decimal point, such as 1.50 (commas only between thousands).")
+        cleaned = cleaned.replace(",", "")
     try:
         amount = Decimal(cleaned)
     except InvalidOperation:

@@ -39,3 +39,9 @@ def test_the_deploy_check_flags_the_demo_defaults(tmp_path):
     result = _check({"VAR_DIR": str(tmp_path), "DEBUG": "false"})
     assert result.returncode != 0
     assert "security.W009" in result.stdout + result.stderr
+
+
+def test_real_stripe_keys_without_a_webhook_secret_are_refused_at_start(tmp_path):
+    result = _check({"VAR_DIR": str(tmp_path), "STRIPE_SECRET_KEY": "sk_test_real_account_key"})
+    assert result.returncode != 0
+    assert "STRIPE_WEBHOOK_SECRET" in result.stderr
