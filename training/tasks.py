@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.db import transaction
 
+from marketplace.enqueue import enqueue_after_commit
 from training.models import TrainingJob
 from training.services import job_run, jobs_reap
 
@@ -15,9 +15,7 @@ def job_run_task(job_id: int) -> str:
     status = job_run(job_id=job_id)
     if status != "skipped":
         round_id = TrainingJob.objects.values_list("round_id", flat=True).get(pk=job_id)
-        from marketplace.celery import app
-
-        transaction.on_commit(lambda: app.send_task("marketplace.tasks.round_after_job_task", args=[round_id]))
+        enqueue_after_commit("marketplace.tasks.round_after_job_task", round_id)
     return status
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import wraps
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, JsonResponse
@@ -14,24 +12,12 @@ from django.views.decorators.http import require_GET, require_POST
 from marketplace.errors import AppError, NotFound
 from marketplace.forms import add_app_error
 from marketplace.models import Round
+from marketplace.views.staff import staff_required
 from training import selectors
 from training.forms import LabelForm
 from training.models import TrainingJob
 from training.services import job_cancel
 from training.services.labels import MIN_LABELS, SUGGESTED_LABELS, labels_add
-
-
-def staff_required(view):
-    """Anonymous visitors go to the login page; signed-in non-staff get a 404, as if the page did not exist."""
-
-    @login_required
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not request.user.is_staff:
-            raise Http404("Page not found.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 def _visible_round(request, slug: str) -> Round:

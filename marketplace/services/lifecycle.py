@@ -15,6 +15,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from marketplace.enqueue import enqueue_after_commit
 from marketplace.errors import AppError, NotAllowed
 from marketplace.models import Round
 from marketplace.services.rounds import round_transition
@@ -27,17 +28,6 @@ PLATFORM_FAILURE = "The round stopped because of a problem on our side. Every ho
 STUCK_AFTER = timedelta(minutes=15)
 
 
-def _after_commit(task_path: str, *args: object) -> None:
-    """Enqueue a task by name once the current transaction commits (tasks take ids only)."""
-
-    def send() -> None:
-        from marketplace.celery import app
-
-        app.send_task(task_path, args=list(args))
-
-    transaction.on_commit(send)
-
-
 def _check_staff(by) -> None:
     if by is not None and not by.is_staff:
         raise NotAllowed("Only staff can change a round's status.")
@@ -48,7 +38,7 @@ def round_open_request(*, round: Round, by=None) -> bool:
     with transaction.atomic():
         moved = round_transition(round=round, from_status=S.DRAFT, to_status=S.OPEN)
         if moved:
-            _after_commit("marketplace.tasks.round_sample_task", round.pk)
+            enqueue_after_commit("marketplace.tasks.round_sample_task", round.pk)
     return moved
 
 
@@ -63,7 +53,7 @@ def round_close_request(*, round: Round, by=None) -> bool:
         if moved:
             if locked.closes_at > timezone.now():
                 Round.objects.filter(pk=round.pk).update(closes_at=timezone.now())
-            _after_commit("marketplace.tasks.round_settle_task", round.pk)
+            enqueue_after_commit("marketplace.tasks.round_settle_task", round.pk)
     round.refresh_from_db()
     return moved
 
@@ -81,7 +71,7 @@ def round_cancel_request(*, round: Round, by=None, reason: str = "Cancelled by s
         if moved:
             for job in TrainingJob.objects.filter(round=round):
                 job_cancel(job=job)
-            _after_commit("marketplace.tasks_billing.billing_release_round_task", round.pk)
+            enqueue_after_commit("marketplace.tasks_billing.billing_release_round_task", round.pk)
     round.refresh_from_db()
     return moved
 
@@ -93,7 +83,7 @@ def round_fail(*, round: Round, reason: str) -> bool:
             return False
         moved = round_transition(round=locked, from_status=locked.status, to_status=S.FAILED, detail=reason)
         if moved:
-            _after_commit("marketplace.tasks_billing.billing_release_round_task", round.pk)
+            enqueue_after_commit("marketplace.tasks_billing.billing_release_round_task", round.pk)
     round.refresh_from_db()
     return moved
 
@@ -137,7 +127,7 @@ def round_settle(*, round: Round) -> int | None:
         return None
     with transaction.atomic():
         if round_transition(round=round, from_status=S.CLOSED, to_status=S.TRAINING):
-            _after_commit("training.tasks.job_run_task", job.pk)
+            enqueue_after_commit("training.tasks.job_run_task", job.pk)
     return job.pk
 
 
@@ -155,7 +145,7 @@ def round_after_job(*, round: Round) -> str:
         with transaction.atomic():
             if round_transition(round=round, from_status=S.TRAINING, to_status=S.DELIVERED):
                 Round.objects.filter(pk=round.pk).update(billing_pending=True)
-                _after_commit("marketplace.tasks_billing.billing_capture_round_task", round.pk)
+                enqueue_after_commit("marketplace.tasks_billing.billing_capture_round_task", round.pk)
     elif job.status == TrainingJob.Status.CANCELLED:
         round_fail(round=round, reason="The training job was cancelled; every hold was released and nobody is charged.")
     elif job.status == TrainingJob.Status.FAILED:
@@ -177,7 +167,7 @@ def rounds_tick(*, now=None) -> dict[str, list[int]]:
     closed = [r.pk for r in Round.objects.filter(status=S.OPEN, closes_at__lte=now) if round_close_request(round=r)]
     requeued = jobs_reap()
     for job_id in requeued:
-        _after_commit("training.tasks.job_run_task", job_id)
+        enqueue_after_commit("training.tasks.job_run_task", job_id)
     resent = rounds_resend_stuck(now=now)
     return {"opened": opened, "closed": closed, "requeued": requeued, **resent}
 
@@ -191,12 +181,12 @@ def rounds_resend_stuck(*, now=None) -> dict[str, list[int]]:
     cutoff = now - STUCK_AFTER
     settle = list(Round.objects.filter(status=S.CLOSED, status_changed_at__lt=cutoff).values_list("pk", flat=True))
     for round_id in settle:
-        _after_commit("marketplace.tasks.round_settle_task", round_id)
+        enqueue_after_commit("marketplace.tasks.round_settle_task", round_id)
     jobs = list(
         TrainingJob.objects.filter(status=TrainingJob.Status.QUEUED, created_at__lt=cutoff).values_list("pk", flat=True)
     )
     for job_id in jobs:
-        _after_commit("training.tasks.job_run_task", job_id)
+        enqueue_after_commit("training.tasks.job_run_task", job_id)
     # A training round whose job already ended: the hand-over to delivery was lost.
     finish = list(
         Round.objects.filter(status=S.TRAINING, status_changed_at__lt=cutoff)
@@ -205,10 +195,10 @@ def rounds_resend_stuck(*, now=None) -> dict[str, list[int]]:
         .values_list("pk", flat=True)
     )
     for round_id in finish:
-        _after_commit("marketplace.tasks.round_after_job_task", round_id)
+        enqueue_after_commit("marketplace.tasks.round_after_job_task", round_id)
     billing = list(Round.objects.filter(billing_pending=True, status_changed_at__lt=cutoff).values_list("pk", "status"))
     for round_id, status in billing:
         task = "billing_capture_round_task" if status == S.DELIVERED else "billing_release_round_task"
         if status in (S.DELIVERED, S.FAILED, S.CANCELLED):
-            _after_commit(f"marketplace.tasks_billing.{task}", round_id)
+            enqueue_after_commit(f"marketplace.tasks_billing.{task}", round_id)
     return {"settle": settle, "jobs": jobs, "finish": finish, "billing": [r for r, _ in billing]}

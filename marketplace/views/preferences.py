@@ -31,6 +31,22 @@ def _refused(request, exc: AppError, access):
     return redirect("preferences_edit", slug=access.round.slug, group_slug=access.group.slug)
 
 
+def _submit_file(request, form, *, kind: str, access):
+    """Submit an uploaded file of preferences; (submission, problems listed for the page). Refusals that are not
+    about the file itself (the round closed meanwhile) surface as an AppError for the caller's redirect."""
+    if not form.is_valid():
+        return None, []
+    upload = form.cleaned_data["file"]
+    try:
+        submission = preferences_submit(
+            user=request.user, group=access.group, round=access.round, kind=kind, payload=upload, source_name=upload.name
+        )
+    except UploadInvalid as exc:
+        form.add_error("file", "The file was not saved; fix the problems listed and upload it again.")
+        return None, exc.errors
+    return submission, []
+
+
 @login_required
 def preferences_edit(request, slug: str, group_slug: str):
     try:
@@ -46,17 +62,10 @@ def preferences_edit(request, slug: str, group_slug: str):
         submission = None
         if kind == PreferenceSubmission.Kind.PAIRS:
             pairs_form = PairsUploadForm(request.POST, request.FILES)
-            if pairs_form.is_valid():
-                upload = pairs_form.cleaned_data["file"]
-                try:
-                    submission = preferences_submit(
-                        user=request.user, group=group, round=round, kind=kind, payload=upload, source_name=upload.name
-                    )
-                except UploadInvalid as exc:
-                    upload_errors = exc.errors
-                    pairs_form.add_error("file", "The file was not saved; fix the problems listed and upload it again.")
-                except AppError as exc:
-                    return _refused(request, exc, access)
+            try:
+                submission, upload_errors = _submit_file(request, pairs_form, kind=kind, access=access)
+            except AppError as exc:
+                return _refused(request, exc, access)
         elif kind == PreferenceSubmission.Kind.RUBRIC:
             rubric_form = RubricForm(request.POST)
             if rubric_form.is_valid():
@@ -71,17 +80,10 @@ def preferences_edit(request, slug: str, group_slug: str):
                     return _refused(request, exc, access)
         elif kind == PreferenceSubmission.Kind.SCORES:
             scores_form = ScoresUploadForm(request.POST, request.FILES)
-            if scores_form.is_valid():
-                upload = scores_form.cleaned_data["file"]
-                try:
-                    submission = preferences_submit(
-                        user=request.user, group=group, round=round, kind=kind, payload=upload, source_name=upload.name
-                    )
-                except UploadInvalid as exc:
-                    upload_errors = exc.errors
-                    scores_form.add_error("file", "The file was not saved; fix the problems listed and upload it again.")
-                except AppError as exc:
-                    return _refused(request, exc, access)
+            try:
+                submission, upload_errors = _submit_file(request, scores_form, kind=kind, access=access)
+            except AppError as exc:
+                return _refused(request, exc, access)
         else:
             messages.error(request, "Choose what to submit: a file of pairs, a rubric or scores.")
         if submission is not None:

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from marketplace.enqueue import enqueue_after_commit
 from marketplace.errors import AppError
 from marketplace.models import AuctionOutcome, Round
 from marketplace.status import compare_and_set
@@ -131,22 +132,13 @@ def job_cancel(*, job: TrainingJob) -> str:
                        finished_at=timezone.now()):
         job_event(job=job, type=JobEvent.Type.STATUS, message="Cancelled before it started")
         # No worker will pick this job up to report its end, so hand the round on from here.
-        _send_after_commit("marketplace.tasks.round_after_job_task", job.round_id)
+        enqueue_after_commit("marketplace.tasks.round_after_job_task", job.round_id)
         return J.CANCELLED
     if compare_and_set(TrainingJob, pk=job.pk, from_status=J.RUNNING, to_status=J.CANCELLING):
         job_event(job=job, type=JobEvent.Type.STATUS, message="Cancelling at the next step")
         return J.CANCELLING
     job.refresh_from_db()
     return job.status
-
-
-def _send_after_commit(task: str, *args: Any) -> None:
-    def send() -> None:
-        from marketplace.celery import app
-
-        app.send_task(task, args=list(args))
-
-    transaction.on_commit(send)
 
 
 def _train_inputs(job: TrainingJob) -> dict[str, Any]:
