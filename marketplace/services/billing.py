@@ -368,14 +368,17 @@ def billing_webhook_receive(*, payload: bytes, signature: str) -> str:
     The event is stored in the same transaction as its effect, so a failure leaves it unseen for Stripe's retry.
     """
     event = gateway.webhook_event_construct(payload=payload, signature=signature)
-    try:
-        with transaction.atomic():
-            WebhookEvent.objects.create(event_id=event.id, type=event.type[:100])
-            if event.object_type != "payment_intent" or not event.object_id:
-                return "ignored"
-            return _reconcile_payment_intent(payment_intent_id=event.object_id)
-    except IntegrityError:
-        return "duplicate"
+    with transaction.atomic():
+        try:
+            # Its own savepoint: only a clash on the event id means "seen before"; any other integrity error
+            # further down is a real failure and must surface (Stripe then retries the event).
+            with transaction.atomic():
+                WebhookEvent.objects.create(event_id=event.id, type=event.type[:100])
+        except IntegrityError:
+            return "duplicate"
+        if event.object_type != "payment_intent" or not event.object_id:
+            return "ignored"
+        return _reconcile_payment_intent(payment_intent_id=event.object_id)
 
 
 def _reconcile_payment_intent(*, payment_intent_id: str) -> str:
