@@ -11,7 +11,7 @@ import io
 import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 
 from marketplace.errors import AppError
@@ -147,8 +147,8 @@ def _check_pair(line: int, row: dict[str, Any], errors: _Collector) -> dict[str,
     return {name: row[name] for name in PAIR_FIELDS} if ok else None
 
 
-def _pairs_from_jsonl(text: str, errors: _Collector) -> list[dict[str, str]]:
-    pairs: list[dict[str, str]] = []
+def _json_objects(text: str, errors: _Collector, *, expected: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank JSONL line that holds a JSON object; every other line is reported."""
     for line_no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue  # blank lines (a trailing newline, a spacer) carry nothing
@@ -161,8 +161,14 @@ def _pairs_from_jsonl(text: str, errors: _Collector) -> list[dict[str, str]]:
             errors.add(f"line {line_no}: the JSON is nested too deeply")
             continue
         if not isinstance(row, dict):
-            errors.add(f"line {line_no}: expected a JSON object with 'prompt', 'chosen' and 'rejected', found {_type_name(row)}")
+            errors.add(f"line {line_no}: expected a JSON object with {expected}, found {_type_name(row)}")
             continue
+        yield line_no, row
+
+
+def _pairs_from_jsonl(text: str, errors: _Collector) -> list[dict[str, str]]:
+    pairs: list[dict[str, str]] = []
+    for line_no, row in _json_objects(text, errors, expected="'prompt', 'chosen' and 'rejected'"):
         missing = [name for name in PAIR_FIELDS if name not in row]
         extra = [name for name in row if name not in PAIR_FIELDS]
         for name in missing:
@@ -335,20 +341,7 @@ def parse_prompt_jsonl(data: bytes, *, max_bytes: int) -> tuple[list[str], list[
     errors = _Collector()
     prompts: list[str] = []
     weights: list[float | None] = []
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            errors.add(f"line {line_no}: not valid JSON ({exc.msg} at column {exc.colno})")
-            continue
-        except RecursionError:
-            errors.add(f"line {line_no}: the JSON is nested too deeply")
-            continue
-        if not isinstance(row, dict):
-            errors.add(f"line {line_no}: expected a JSON object with 'prompt', found {_type_name(row)}")
-            continue
+    for line_no, row in _json_objects(text, errors, expected="'prompt'"):
         extra = [k for k in row if k not in ("prompt", "weight")]
         for name in extra:
             errors.add(f"line {line_no}: unexpected field '{name}' (only prompt and weight are allowed)")
