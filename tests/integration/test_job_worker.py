@@ -84,9 +84,10 @@ def test_cancel_stops_a_running_job_within_a_step(celery_worker_process):
     _enqueue(job.pk)
     wait_for(lambda: TrainingJob.objects.get(pk=job.pk).steps_done >= 3, timeout=300, worker=celery_worker_process,
              what="the job to make progress")
-    asked_at = TrainingJob.objects.get(pk=job.pk).steps_done
     assert job_cancel(job=TrainingJob.objects.get(pk=job.pk)) == TrainingJob.Status.CANCELLING
+    # Read after the cancel is stored: at most the step in flight at that moment may still finish.
+    asked_at = TrainingJob.objects.get(pk=job.pk).steps_done
     final = wait_for(lambda: TrainingJob.objects.filter(pk=job.pk, status="cancelled").first(), timeout=120,
                      worker=celery_worker_process, what="the job to stop")
-    assert final.steps_done <= asked_at + 2
+    assert final.steps_done <= asked_at + 1
     assert final.steps_done < 400
