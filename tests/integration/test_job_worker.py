@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
@@ -40,12 +39,11 @@ def _enqueue(job_id: int) -> None:
     app.send_task("training.tasks.job_run_task", args=[job_id])
 
 
-def test_a_killed_workers_job_resumes_from_its_last_checkpoint_and_finishes(worker_env, tmp_path):
-    worker_env["TRAINING_HEARTBEAT_STALE_S"] = "3"
-    os.environ["TRAINING_HEARTBEAT_STALE_S"] = "3"
+def test_a_killed_workers_job_resumes_from_its_last_checkpoint_and_finishes(worker_env, tmp_path, monkeypatch):
     import training.services.jobs as jobs
 
-    jobs.HEARTBEAT_STALE_S = 3
+    worker_env["TRAINING_HEARTBEAT_STALE_S"] = "3"
+    monkeypatch.setattr(jobs, "HEARTBEAT_STALE_S", 3)
     round = _round_ready_to_train()
     job = job_create(round=round, overrides={"steps": 40, "checkpoint_every": 5})
     assert job.status == TrainingJob.Status.QUEUED
