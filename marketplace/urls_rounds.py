@@ -20,4 +20,5 @@ urlpatterns = [
     path("staff/rounds/<slug:slug>/open/", staff.staff_round_action, {"action": "open"}, name="staff_round_open"),
     path("staff/rounds/<slug:slug>/close/", staff.staff_round_action, {"action": "close"}, name="staff_round_close"),
     path("staff/rounds/<slug:slug>/cancel/", staff.staff_round_action, {"action": "cancel"}, name="staff_round_cancel"),
+    path("staff/rounds/<slug:slug>/resume/", staff.staff_round_action, {"action": "resume"}, name="staff_round_resume"),
 ]

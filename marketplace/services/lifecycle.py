@@ -172,6 +172,34 @@ def rounds_tick(*, now=None) -> dict[str, list[int]]:
     return {"opened": opened, "closed": closed, "requeued": requeued, **resent}
 
 
+def round_resume_request(*, round: Round, by=None) -> bool:
+    """Staff: send again the step this round is waiting on (sampling, settling, the job, delivery or billing).
+
+    Safe to press at any time: every step is idempotent, so a step that was merely slow does its work once.
+    Returns False when the round waits on nothing.
+    """
+    from training.models import Candidate, TrainingJob
+
+    _check_staff(by)
+    round.refresh_from_db()
+    if round.status == S.OPEN and Candidate.objects.filter(round=round).count() < len(round.prompts) * round.candidates_per_prompt:
+        enqueue_after_commit("marketplace.tasks.round_sample_task", round.pk)
+    elif round.status == S.CLOSED:
+        enqueue_after_commit("marketplace.tasks.round_settle_task", round.pk)
+    elif round.status == S.TRAINING:
+        job = TrainingJob.objects.filter(round=round).order_by("-created_at").first()
+        if job is not None and job.status in (TrainingJob.Status.QUEUED, TrainingJob.Status.RUNNING):
+            enqueue_after_commit("training.tasks.job_run_task", job.pk)  # a live worker holding it makes this a no-op
+        else:
+            enqueue_after_commit("marketplace.tasks.round_after_job_task", round.pk)
+    elif round.billing_pending and round.status in (S.DELIVERED, S.FAILED, S.CANCELLED):
+        task = "billing_capture_round_task" if round.status == S.DELIVERED else "billing_release_round_task"
+        enqueue_after_commit(f"marketplace.tasks_billing.{task}", round.pk)
+    else:
+        return False
+    return True
+
+
 def rounds_resend_stuck(*, now=None) -> dict[str, list[int]]:
     """Send again the steps whose Celery message may have been lost. Every step is idempotent, so a step that was
     merely slow and gets a second message does its work once."""

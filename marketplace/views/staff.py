@@ -92,6 +92,7 @@ def staff_round_detail(request, slug: str):
             "can_open": round.status == S.DRAFT,
             "can_close": round.status == S.OPEN,
             "can_cancel": round.status in (S.DRAFT, S.OPEN, S.CLOSED, S.TRAINING),
+            "can_resume": round.status in (S.OPEN, S.CLOSED, S.TRAINING) or round.billing_pending,
         },
     )
 
@@ -100,6 +101,7 @@ _ACTIONS = {
     "open": (lifecycle.round_open_request, "Round opened; candidates are being sampled."),
     "close": (lifecycle.round_close_request, "Bidding closed; the auction will run next."),
     "cancel": (lifecycle.round_cancel_request, "Round cancelled; any card holds will be released."),
+    "resume": (lifecycle.round_resume_request, "The step this round waits on was sent to the workers again."),
 }
 
 
@@ -118,5 +120,5 @@ def staff_round_action(request, slug: str, action: str):
         if moved:
             messages.success(request, done)
         else:
-            messages.info(request, f"Nothing changed: the round is already {round.get_status_display().lower()}.")
+            messages.info(request, f"Nothing changed: the round is {round.get_status_display().lower()} and this step does not apply now.")
     return redirect("staff_round_detail", slug=round.slug)

@@ -89,3 +89,19 @@ def test_a_group_whose_preferences_cannot_be_used_is_left_out_instead_of_sinking
     fitted = reward_models_fit(round=round)
     assert [rm.group_id for rm in fitted] == [good.pk]
     assert fitted[0].normalised_scores == [[0.0, 0.0, 1.0]]
+
+
+def test_staff_can_send_the_step_a_round_waits_on_again_from_the_staff_page(client, sent, django_capture_on_commit_callbacks):
+    from tests.factories import make_user
+
+    closed = make_round(status=Round.Status.CLOSED)
+    delivered = make_round(status=Round.Status.DELIVERED, billing_pending=True)
+    done = make_round(status=Round.Status.DELIVERED)
+    client.force_login(make_user(staff=True))
+    with django_capture_on_commit_callbacks(execute=True):
+        for round in (closed, delivered, done):
+            client.post(f"/staff/rounds/{round.slug}/resume/")
+    assert sent == [
+        ("marketplace.tasks.round_settle_task", [closed.pk]),
+        ("marketplace.tasks_billing.billing_capture_round_task", [delivered.pk]),
+    ]

@@ -137,6 +137,7 @@ ROUTES = [
     Route("staff_round_edit", round_kw, STAFF_PAGE),
     Route("staff_round_close", round_kw, STAFF_ACTION, method="post"),
     Route("staff_round_cancel", round_kw, STAFF_ACTION, method="post"),
+    Route("staff_round_resume", round_kw, STAFF_ACTION, method="post"),
     Route("staff_round_open", lambda w: {"slug": w["draft"].slug}, STAFF_ACTION, method="post"),
     # the JSON API
     Route("api_rounds", None, API_ANYONE, api_path=api("/rounds")),
