@@ -110,8 +110,12 @@ PREFERENCES_BODY = {
                         "file": {
                             "type": "string",
                             "format": "binary",
-                            "description": "Preference pairs: JSONL (prompt, chosen, rejected per line) or CSV with that header.",
-                        }
+                            "description": (
+                                "Preference pairs: JSONL (prompt, chosen, rejected per line) or CSV with that header; "
+                                "or, with kind=scores, a CSV prompt_index,candidate_index,score."
+                            ),
+                        },
+                        "kind": {"type": "string", "enum": ["pairs", "scores"], "default": "pairs"},
                     },
                 }
             },
@@ -155,6 +159,16 @@ PREFERENCES_BODY = {
                                 },
                             },
                         },
+                        {
+                            "type": "object",
+                            "title": "Scores",
+                            "description": "Direct scores on the round's candidates, keyed \"<prompt index>:<candidate index>\".",
+                            "required": ["kind", "scores"],
+                            "properties": {
+                                "kind": {"const": "scores"},
+                                "scores": {"type": "object", "additionalProperties": {"type": "number"}},
+                            },
+                        },
                     ]
                 }
             },
@@ -169,7 +183,10 @@ def _parse_preferences_request(request) -> tuple[str, object, str]:
         upload = request.FILES.get("file")
         if upload is None:
             raise AppError("Attach the file as the multipart field 'file'.", field="file")
-        return PreferenceSubmission.Kind.PAIRS, upload, upload.name
+        kind = request.POST.get("kind") or PreferenceSubmission.Kind.PAIRS
+        if kind not in (PreferenceSubmission.Kind.PAIRS, PreferenceSubmission.Kind.SCORES):
+            raise AppError("A file upload's 'kind' is 'pairs' (the default) or 'scores'.", field="kind")
+        return kind, upload, upload.name
     if request.content_type != "application/json":
         raise AppError("Send multipart/form-data with a 'file', or an application/json body.", code="unsupported_media_type", status=415)
     try:
@@ -191,7 +208,12 @@ def _parse_preferences_request(request) -> tuple[str, object, str]:
         # The same line-by-line validation as an uploaded file: one JSONL line per pair.
         data = "\n".join(json.dumps(p, ensure_ascii=False) for p in pairs).encode()
         return kind, data, "api.jsonl"
-    raise AppError("'kind' must be 'rubric' or 'pairs' (or upload a file as multipart).", field="kind")
+    if kind == PreferenceSubmission.Kind.SCORES:
+        extra = set(body) - {"kind", "scores"}
+        if extra:
+            raise AppError(f"Unexpected field '{sorted(extra)[0]}'.", field=sorted(extra)[0])
+        return kind, {"scores": body.get("scores")}, ""
+    raise AppError("'kind' must be 'rubric', 'pairs' or 'scores' (or upload a file as multipart).", field="kind")
 
 
 @router.post(

@@ -16,11 +16,6 @@ from tests.factories import make_bid, make_group, make_round, make_user
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # make_user hashes a password; the default PBKDF2 costs about a second per user on these machines.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
 PAIRS = b'{"prompt": "Q", "chosen": "A", "rejected": "B"}\n{"prompt": "Q2", "chosen": "C", "rejected": "D"}\n'
 
 
@@ -253,3 +248,18 @@ def test_a_bid_after_close_is_refused_with_409(group_with_card, group_admin):
     assert response.status_code == 409 and response.json()["error"]["code"] == "round_not_open"
     assert api.delete(path).status_code == 409
     assert Bid.objects.get(round=round).amount_cents == 800
+
+
+def test_members_submit_direct_scores_as_json_and_as_a_csv_upload(world):
+    from training.models import Candidate
+
+    for k in range(2):
+        Candidate.objects.create(round=world["round"], prompt_index=0, index=k, text=f"answer {k}", base_logprob=-2.0)
+    api = Api(world["member"])
+    as_json = api.post(gpath(world, "preferences"), {"kind": "scores", "scores": {"0:0": 2, "0:1": -1}})
+    assert as_json.status_code == 201 and as_json.json()["kind"] == "scores", as_json.content
+    csv_file = SimpleUploadedFile("s.csv", b"prompt_index,candidate_index,score\n0,0,1\n0,1,3\n")
+    as_file = api.post(gpath(world, "preferences"), files={"kind": "scores", "file": csv_file})
+    assert as_file.status_code == 201 and as_file.json()["version"] == 2, as_file.content
+    unknown = api.post(gpath(world, "preferences"), {"kind": "scores", "scores": {"9:9": 1}})
+    assert unknown.status_code == 400 and "No such candidate" in unknown.json()["error"]["message"]

@@ -35,10 +35,6 @@ AMOUNT_CENTS = 98_765
 AMOUNT_STRINGS = ("987.65", "98765", "98,765")
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
 
 @dataclass(frozen=True)
 class Route:

@@ -22,11 +22,6 @@ from tests.factories import make_group, make_round, make_user
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # make_user hashes a password; the default PBKDF2 costs about a second per user on these machines.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
 PAIRS = b'{"prompt": "Q", "chosen": "A", "rejected": "B"}\n{"prompt": "Q2", "chosen": "C", "rejected": "D"}\n'
 RUBRIC = {"phrases": [{"phrase": "step by step", "weight": 2}], "target_length_words": None}
 

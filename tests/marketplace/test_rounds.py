@@ -18,10 +18,6 @@ from tests.factories import make_bid, make_group, make_round, make_user
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # make_user hashes a password; the default PBKDF2 costs about a second per user on these machines.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 S = Round.Status
 
 
