@@ -48,9 +48,15 @@ stripe: install
 worker: install
 	$(PY) -m celery -A marketplace worker -Q default,training -c 1 -l info
 
+# ruff; the layer contract (.importlinter, drawn in docs/architecture.md); mypy over the pure libraries, then with
+# django-stubs over the site's domain layers.
+SITE_TYPED := marketplace/core marketplace/accounts marketplace/groups marketplace/rounds marketplace/billing \
+	marketplace/orchestration training/services training/selectors.py training/models.py
 lint: install
 	$(PY) -m ruff check .
-	$(PY) -m mypy auctions
+	$(VENV)/bin/lint-imports
+	$(PY) -m mypy auctions training/lib
+	$(PY) -m mypy --config-file mypy-site.toml $(SITE_TYPED)
 
 bench-auction: install
 	$(PY) bench/auction.py

@@ -5,7 +5,7 @@
 
 In one run, on the same data (the demo round's candidates and q*), LoRA config and number of steps:
 
-1. our trainer (``training.trainer.train``, weighted_sft) against TRL's SFTTrainer fed exactly the rows our steps
+1. our trainer (``training.lib.trainer.train``, weighted_sft) against TRL's SFTTrainer fed exactly the rows our steps
    train on (``batch_schedule``), as prompt/completion pairs with completion-only loss. Throughput is non-padding
    tokens processed per second of optimisation steps (ours: ``TrainResult.step_seconds``, also reported with the
    checkpoint and fidelity metrics included; TRL: the whole ``trainer.train()`` call), same torch thread count;
@@ -43,8 +43,8 @@ def log(msg: str) -> None:
 def load_or_build_round(args, tiny_path: Path) -> dict:
     if args.round_file and Path(args.round_file).exists():
         return json.loads(Path(args.round_file).read_text())
-    from training.basemodels import load_base
-    from training.demo import build_demo_round
+    from training.lib.basemodels import load_base
+    from training.lib.demo import build_demo_round
 
     model, tok = load_base(tiny_path)
     d = build_demo_round(model, tok, n=args.candidates, seed=args.seed, kl_weight=1.0)
@@ -87,7 +87,7 @@ def build_small(tiny_path: Path, out: Path) -> Path:
 
 
 def run_ours(base_path: Path, data: dict, config, out_dir: Path) -> tuple[float, object]:
-    from training.trainer import train
+    from training.lib.trainer import train
 
     result = train(
         base_path=base_path,
@@ -106,8 +106,9 @@ def run_trl(base_path: Path, data: dict, config, out_dir: Path) -> tuple[float, 
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from training.basemodels import load_base
-    from training.trainer import _lora_config, batch_schedule
+    from training.lib.adapters import lora_config
+    from training.lib.basemodels import load_base
+    from training.lib.schedule import batch_schedule
 
     model, tok = load_base(base_path, device=config.device)
     tok.padding_side = "right"
@@ -137,7 +138,7 @@ def run_trl(base_path: Path, data: dict, config, out_dir: Path) -> tuple[float, 
         dataloader_num_workers=0,
     )
     trainer = SFTTrainer(
-        model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=_lora_config(resolved)
+        model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=lora_config(resolved)
     )
     tokens = int(sum(len(x) for x in trainer.train_dataset["input_ids"]))
     if config.device == "cuda":
@@ -153,8 +154,8 @@ def run_trl(base_path: Path, data: dict, config, out_dir: Path) -> tuple[float, 
 def run_sampling(base_path: Path, data: dict, args) -> tuple[float, float, int, int]:
     import torch
 
-    from training.basemodels import load_base
-    from training.sampling import sample_candidates, sample_serial
+    from training.lib.basemodels import load_base
+    from training.lib.sampling import sample_candidates, sample_serial
 
     model, tok = load_base(base_path, device=args.device)
     prompts = data["prompts"]
@@ -194,8 +195,8 @@ def main() -> None:
 
     import torch
 
-    from training.basemodels import resolve_base
-    from training.trainer import TrainConfig
+    from training.lib.basemodels import resolve_base
+    from training.lib.config import TrainConfig
 
     torch.set_num_threads(args.threads)
     t_start = time.perf_counter()

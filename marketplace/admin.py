@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import Count
 
-from marketplace.errors import AppError
+from marketplace.core.errors import AppError
 from marketplace.models import (
     ApiToken,
     AuctionOutcome,
@@ -23,7 +23,8 @@ from marketplace.models import (
     Round,
     WebhookEvent,
 )
-from marketplace.services.lifecycle import round_cancel_request, round_close_request, round_open_request
+from marketplace.orchestration.lifecycle import round_cancel_request, round_close_request, round_open_request
+from marketplace.rounds.editing import round_create, round_update
 from marketplace.templatetags.money import format_money
 
 # What staff may type into a round; everything else (slug, status, history) is set by the services.
@@ -31,12 +32,11 @@ EDITABLE_FIELDS = (
     "title", "description", "opens_at", "closes_at",
     "prompts", "prompt_weights", "base_model", "candidates_per_prompt", "kl_weight", "currency",
 )  # fmt: skip
-SEALED_STATUSES = {Round.Status.DRAFT, Round.Status.OPEN}
 SEALED = "sealed until the round closes"
 
 
 def bid_is_sealed(round: Round) -> bool:
-    return round.status in SEALED_STATUSES
+    return round.bids_sealed
 
 
 class SealedWhileOpenAdmin:
@@ -46,7 +46,7 @@ class SealedWhileOpenAdmin:
     sealed_fields = ("amount_cents", "amount_held_cents", "amount_captured_cents")
 
     def get_queryset(self, request):
-        return super().get_queryset(request).exclude(round__status__in=SEALED_STATUSES)
+        return super().get_queryset(request).exclude(round__status__in=Round.SEALED_STATUSES)
 
     def lookup_allowed(self, lookup, value, request=None):
         if lookup.split("__")[0] in self.sealed_fields:
@@ -88,8 +88,6 @@ class RoundAdminForm(forms.ModelForm):
         return {name: self.cleaned_data.get(name) for name in EDITABLE_FIELDS if name in self.fields}
 
     def apply(self) -> Round:
-        from marketplace.services.round_admin import round_create, round_update
-
         fields = self.service_fields()
         if self.instance.pk:
             return round_update(round=self.instance, by=self.request_user, **fields)

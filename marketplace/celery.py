@@ -6,6 +6,8 @@ import os
 
 from celery import Celery
 
+from marketplace.core import tasknames
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketplace.settings")
 
 app = Celery("marketplace")
@@ -31,15 +33,15 @@ def _configure(sender: Celery, **_: object) -> None:
     else:
         conf.broker_transport_options = {"visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT_S}
     conf.task_default_queue = "default"
-    conf.task_routes = {"training.tasks.job_run_task": {"queue": "training"}}
+    conf.task_routes = {tasknames.JOB_RUN: {"queue": "training"}}
     conf.task_acks_late = True
     conf.task_reject_on_worker_lost = True
     conf.worker_prefetch_multiplier = 1
     conf.task_ignore_result = True
     conf.broker_connection_retry_on_startup = True
     conf.beat_schedule = {
-        "rounds-advance-on-schedule": {"task": "marketplace.tasks.rounds_tick_task", "schedule": 30.0},
-        "training-reap-stale-jobs": {"task": "training.tasks.jobs_reap_task", "schedule": 60.0},
+        "rounds-advance-on-schedule": {"task": tasknames.ROUNDS_TICK, "schedule": 30.0},
+        "training-reap-stale-jobs": {"task": tasknames.JOBS_REAP, "schedule": 60.0},
     }
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from marketplace.env import ConfigError, env_bool, env_int, env_list, env_str, parse_database_url
+from marketplace.env import ConfigError, env_bool, env_float, env_int, env_list, env_str, parse_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# Folders under VAR_DIR are created when the apps start (marketplace.apps), never on import.
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY", "")
@@ -43,6 +43,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "marketplace.web.errors.AppErrorMiddleware",
 ]
 
 ROOT_URLCONF = "marketplace.urls"
@@ -73,7 +74,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-AUTHENTICATION_BACKENDS = ["marketplace.auth_backends.EmailBackend"]
+AUTHENTICATION_BACKENDS = ["marketplace.accounts.auth_backends.EmailBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "home"
@@ -86,7 +87,6 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "marketplace" / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # Serve straight from the app folders too, so `make serve` and the tests need no collectstatic step.
 WHITENOISE_USE_FINDERS = env_bool("WHITENOISE_USE_FINDERS", True)
 STORAGES = {
@@ -128,6 +128,13 @@ CELERY_VISIBILITY_TIMEOUT_S = env_int("CELERY_VISIBILITY_TIMEOUT_S", 6 * 3600, m
 MODEL_CACHE_DIR = Path(env_str("MODEL_CACHE_DIR", str(VAR_DIR / "models")))
 ARTIFACT_DIR = Path(env_str("ARTIFACT_DIR", str(VAR_DIR / "artifacts")))
 TRAINING_DEVICE = env_str("TRAINING_DEVICE", "cpu")
+# A running job whose heartbeat is older than this has lost its worker and may be claimed again (it resumes).
+TRAINING_HEARTBEAT_STALE_S = env_int("TRAINING_HEARTBEAT_STALE_S", 120, minimum=1)
+TRAINING_DEFAULT_STEPS = env_int("TRAINING_DEFAULT_STEPS", 60, minimum=1)
+# Weight of the plain q*-weighted cross-entropy added to the candidate-normalised loss (see docs/training.md).
+TRAINING_SFT_WEIGHT = env_float("TRAINING_SFT_WEIGHT", 1.0, minimum=0.0)
+# Steps whose Celery message may have been lost are sent again by the scheduler after this long.
+ROUND_STEP_RESEND_AFTER_S = env_int("ROUND_STEP_RESEND_AFTER_S", 15 * 60, minimum=1)
 
 # Stripe: defaults talk to localstripe on loopback; a real sk_test_ key with STRIPE_API_BASE unset talks to Stripe's test mode.
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY", "sk_test_localstripe")

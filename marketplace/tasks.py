@@ -6,18 +6,19 @@ import logging
 
 from celery import shared_task
 
-from marketplace.models import Round
-from marketplace.services import lifecycle
+from marketplace.core import tasknames
+from marketplace.orchestration import lifecycle
+from marketplace.rounds.models import Round
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="marketplace.tasks.round_sample_task", acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+@shared_task(name=tasknames.ROUND_SAMPLE, acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
 def round_sample_task(round_id: int) -> int:
     return lifecycle.round_sample(round=Round.objects.get(pk=round_id))
 
 
-@shared_task(name="marketplace.tasks.round_settle_task", acks_late=True)
+@shared_task(name=tasknames.ROUND_SETTLE, acks_late=True)
 def round_settle_task(round_id: int) -> int | None:
     round = Round.objects.get(pk=round_id)
     try:
@@ -28,7 +29,7 @@ def round_settle_task(round_id: int) -> int | None:
         raise
 
 
-@shared_task(name="marketplace.tasks.round_after_job_task", acks_late=True)
+@shared_task(name=tasknames.ROUND_AFTER_JOB, acks_late=True)
 def round_after_job_task(round_id: int) -> str:
     round = Round.objects.get(pk=round_id)
     try:
@@ -40,6 +41,6 @@ def round_after_job_task(round_id: int) -> str:
         raise
 
 
-@shared_task(name="marketplace.tasks.rounds_tick_task")
+@shared_task(name=tasknames.ROUNDS_TICK)
 def rounds_tick_task() -> dict[str, list[int]]:
     return lifecycle.rounds_tick()

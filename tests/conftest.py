@@ -35,3 +35,22 @@ def localstripe(tmp_path_factory):
         finally:
             for name, value in saved.items():
                 setattr(django_settings, name, value)
+
+
+@pytest.fixture
+def cast(db):
+    """The shared people and their two groups (tests/personas.py): staff, alice, bob, carol, dave."""
+    from tests.personas import cast_build
+
+    return cast_build()
+
+
+@pytest.fixture
+def celery_worker_process(worker_env, tmp_path):
+    """A real Celery worker on both queues, ready before the test starts and stopped after it. Its environment is
+    the requesting suite's ``worker_env`` (tests/integration, tests/browser): database, broker, model cache."""
+    from marketplace.devtools.worker import CeleryWorker
+    from tests.support.workers import worker_name
+
+    with CeleryWorker(log_path=tmp_path / "worker.log", env=worker_env, name=worker_name()) as worker:
+        yield worker

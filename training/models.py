@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from typing import ClassVar
+
 from django.db import models
 
-from marketplace.models import PreferenceGroup, PreferenceSubmission, Round
+from marketplace.groups.models import PreferenceGroup
+from marketplace.rounds.models import PreferenceSubmission, Round
 
 
 class Candidate(models.Model):
@@ -43,6 +46,23 @@ class RewardModel(models.Model):
         constraints = [models.UniqueConstraint(fields=["round", "group"], name="one_reward_model_per_group")]
 
 
+class TrainingJobQuerySet(models.QuerySet["TrainingJob"]):
+    """The two meanings of "the round's job", each written once."""
+
+    def newest_for(self, round: Round) -> TrainingJob | None:
+        """The round's newest job, whatever its status (a retried round keeps its earlier, failed jobs)."""
+        return self.filter(round=round).order_by("-created_at", "-pk").first()
+
+    def live_for(self, round: Round) -> TrainingJob | None:
+        """The round's job that has neither failed nor been cancelled: at most one exists (job_create keeps it so)."""
+        return (
+            self.filter(round=round)
+            .exclude(status__in=[TrainingJob.Status.FAILED, TrainingJob.Status.CANCELLED])
+            .order_by("-created_at", "-pk")
+            .first()
+        )
+
+
 class TrainingJob(models.Model):
     class Status(models.TextChoices):
         VALIDATING_FILES = "validating_files", "Validating files"
@@ -52,6 +72,17 @@ class TrainingJob(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
+
+    # The job's life cycle. running -> running is a reclaim: a new worker takes over a job whose worker stopped beating.
+    TRANSITIONS: ClassVar[dict[str, frozenset[str]]] = {
+        Status.VALIDATING_FILES: frozenset({Status.QUEUED, Status.FAILED, Status.CANCELLED}),
+        Status.QUEUED: frozenset({Status.RUNNING, Status.CANCELLED}),
+        Status.RUNNING: frozenset({Status.RUNNING, Status.CANCELLING, Status.CANCELLED, Status.SUCCEEDED, Status.FAILED}),
+        Status.CANCELLING: frozenset({Status.CANCELLED, Status.SUCCEEDED, Status.FAILED}),
+        Status.SUCCEEDED: frozenset(),
+        Status.FAILED: frozenset(),
+        Status.CANCELLED: frozenset(),
+    }
 
     class Fault(models.TextChoices):
         NONE = "", "None"
@@ -79,6 +110,8 @@ class TrainingJob(models.Model):
     error_message = models.TextField(blank=True)
     fault = models.CharField(max_length=10, choices=Fault.choices, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TrainingJobQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

@@ -9,9 +9,13 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from marketplace.errors import NotFound
-from marketplace.models import GroupOutcome, Membership, PreferenceGroup, Round
-from marketplace.selectors.rounds import preferences_current, round_accepting_preferences, round_get_public
+from django.utils import timezone
+
+from marketplace.core.errors import NotFound
+from marketplace.groups.models import Membership, PreferenceGroup
+from marketplace.rounds.models import Round
+from marketplace.rounds.outcomes import GroupOutcome
+from marketplace.rounds.selectors import preferences_current, round_get_public
 from training.models import Candidate, Checkpoint, Evaluation, JobEvent, RewardModel, TrainingJob
 from training.services.labels import labelled_keys, labels_pairs
 
@@ -25,7 +29,7 @@ EVENTS_SHOWN = 10
 
 def round_current_job(*, round: Round) -> TrainingJob | None:
     """The round's newest job (a retried round keeps its earlier, failed jobs)."""
-    return TrainingJob.objects.filter(round=round).order_by("-created_at", "-pk").first()
+    return TrainingJob.objects.newest_for(round)
 
 
 def job_public_error(*, job: TrainingJob) -> str:
@@ -57,7 +61,7 @@ def round_steps(*, round: Round) -> list[dict[str, str]]:
     """The stepper draft -> open -> closed -> training -> delivered, each step done, current or todo."""
     labels = dict(S.choices)
     if round.status in STEPS:
-        current = STEPS.index(round.status)
+        current = STEPS.index(S(round.status))
     else:  # failed or cancelled: nothing is current, the status badge says what happened
         current = -1
     steps = []
@@ -335,8 +339,6 @@ def label_pair_next(*, user, group: PreferenceGroup, round: Round, counter: int,
     return LabelPair(prompt_index=p, prompt=round.prompts[p], a=cands[a], b=cands[b])
 
 
-def round_accepting(*, round: Round) -> bool:
-    return round_accepting_preferences(round=round)
 
 
 def round_has_candidates(*, round: Round) -> bool:
@@ -350,3 +352,13 @@ def group_preferences_current(*, group: PreferenceGroup, round: Round):
 
 def labels_count(*, group: PreferenceGroup, round: Round) -> int:
     return len(labels_pairs(group=group, round=round))
+
+
+def round_job_seconds(*, round: Round, now=None) -> float:
+    """Wall time of every training job the round ran (a job still running counts up to now): what training cost."""
+    now = now or timezone.now()
+    total = 0.0
+    for job in TrainingJob.objects.filter(round=round, started_at__isnull=False):
+        if job.started_at is not None:  # filtered above; says so to the type checker
+            total += max(0.0, ((job.finished_at or now) - job.started_at).total_seconds())
+    return total

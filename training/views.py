@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, JsonResponse
+from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from marketplace.errors import AppError, NotFound
+from marketplace.core.errors import AppError, NotFound
 from marketplace.forms import add_app_error
 from marketplace.models import Round
 from marketplace.views.staff import staff_required
+from marketplace.web.errors import app_error_json, http_status
 from training import selectors
 from training.forms import LabelForm
 from training.models import TrainingJob
@@ -21,10 +22,7 @@ from training.services.labels import MIN_LABELS, SUGGESTED_LABELS, labels_add
 
 
 def _visible_round(request, slug: str) -> Round:
-    try:
-        return selectors.round_get_visible(slug=slug, user=request.user)
-    except NotFound as exc:
-        raise Http404(exc.message) from None
+    return selectors.round_get_visible(slug=slug, user=request.user)
 
 
 @require_GET
@@ -32,7 +30,7 @@ def round_progress_json(request, slug: str):
     try:
         round = selectors.round_get_visible(slug=slug, user=request.user)
     except NotFound as exc:
-        return JsonResponse(exc.as_json(), status=exc.status)
+        return app_error_json(exc)
     response = JsonResponse(selectors.round_progress(round=round))
     # Polled every few seconds: never let a cache answer with an old status.
     response["Cache-Control"] = "no-store"
@@ -70,12 +68,9 @@ def round_job_cancel(request, slug: str):
 
 
 def _group_view(request, slug: str, group_slug: str, *, allow_staff: bool) -> selectors.GroupRoundView:
-    try:
-        return selectors.group_round_for_viewer(
-            user=request.user, round_slug=slug, group_slug=group_slug, allow_staff=allow_staff
-        )
-    except NotFound as exc:
-        raise Http404(exc.message) from None
+    return selectors.group_round_for_viewer(
+        user=request.user, round_slug=slug, group_slug=group_slug, allow_staff=allow_staff
+    )
 
 
 @login_required
@@ -124,7 +119,7 @@ def group_label(request, slug: str, group_slug: str):
             except AppError as exc:
                 add_app_error(form, exc)
                 messages.error(request, exc.message)
-                status = exc.status
+                status = http_status(exc)
             else:
                 messages.success(
                     request, f"Saved. Your group has labelled {submission.row_count} pair{'s' if submission.row_count != 1 else ''}."
@@ -132,7 +127,7 @@ def group_label(request, slug: str, group_slug: str):
                 return redirect(next_url)
         else:
             status = 400
-    open_for_labels = round.status == Round.Status.OPEN and selectors.round_accepting(round=round)
+    open_for_labels = round.window_open()
     pair = (
         selectors.label_pair_next(user=request.user, group=group, round=round, counter=counter)
         if open_for_labels

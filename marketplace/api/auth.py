@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ninja.security import HttpBearer
 
-from marketplace.services.tokens import api_token_authenticate
+from marketplace.accounts.tokens import api_token_authenticate
 
 
 class TokenAuth(HttpBearer):

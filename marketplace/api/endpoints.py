@@ -18,11 +18,12 @@ from marketplace.api.schemas import (
     RoundDetailOut,
     RoundOut,
 )
-from marketplace.errors import AppError, NotAllowed
+from marketplace.billing.bids import bid_place, bid_withdraw
+from marketplace.core.errors import AppError, NotAllowed, UnsupportedMedia
 from marketplace.forms.bids import MAX_BID_CENTS
+from marketplace.groups.selectors import user_groups
 from marketplace.models import PreferenceSubmission, Round
-from marketplace.selectors.groups import user_groups
-from marketplace.selectors.rounds import (
+from marketplace.rounds.selectors import (
     bid_of_group,
     preference_versions,
     preferences_current,
@@ -32,8 +33,7 @@ from marketplace.selectors.rounds import (
     round_rows_for_member,
     rounds_public,
 )
-from marketplace.services.bids import bid_place, bid_withdraw
-from marketplace.services.preferences import preferences_submit
+from training.services.submissions import preferences_submit
 
 router = Router()
 ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut}
@@ -188,7 +188,7 @@ def _parse_preferences_request(request) -> tuple[str, object, str]:
             raise AppError("A file upload's 'kind' is 'pairs' (the default) or 'scores'.", field="kind")
         return kind, upload, upload.name
     if request.content_type != "application/json":
-        raise AppError("Send multipart/form-data with a 'file', or an application/json body.", code="unsupported_media_type", status=415)
+        raise UnsupportedMedia("Send multipart/form-data with a 'file', or an application/json body.", code="unsupported_media_type")
     try:
         body = json.loads(request.body or b"")
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
@@ -251,7 +251,7 @@ def _bid_out(access) -> dict:
     bid = bid_of_group(group=access.group, round=access.round)
     if bid is None:
         return {"has_bid": False}
-    if not access.is_admin:
+    if not access.round.bid_amount_visible(is_group_admin=access.is_admin):
         return {"has_bid": True}
     return {"has_bid": True, "amount_cents": bid.amount_cents, "currency": bid.currency}
 

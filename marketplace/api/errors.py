@@ -1,4 +1,4 @@
-"""Every API error has one shape: {"error": {"code", "message", "field"}} with the matching HTTP status; never a trace."""
+"""The API's error handlers: the site's one error shape and status mapping (marketplace.web.errors); never a trace."""
 
 from __future__ import annotations
 
@@ -8,20 +8,15 @@ from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from marketplace.errors import AppError
-from marketplace.preference_files import UploadInvalid
+from marketplace.core.errors import AppError
+from marketplace.web.errors import app_error_body, error_body, http_status
 
 log = logging.getLogger(__name__)
 
 
-def error_body(code: str, message: str, field: str | None = None, **extra: object) -> dict:
-    return {"error": {"code": code, "message": message, "field": field, **extra}}
-
-
 def install_error_handlers(api: NinjaAPI) -> None:
     def app_error(request, exc: AppError):
-        extra = {"errors": exc.errors} if isinstance(exc, UploadInvalid) else {}
-        return api.create_response(request, error_body(exc.code, exc.message, exc.field, **extra), status=exc.status)
+        return api.create_response(request, app_error_body(exc), status=http_status(exc))
 
     def not_found(request, exc: Http404):
         return api.create_response(request, error_body("not_found", "Not found."), status=404)

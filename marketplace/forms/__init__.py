@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from marketplace.errors import AppError
+from marketplace.core.errors import AppError
 
 
 def add_app_error(form: forms.Form, error: AppError) -> None:

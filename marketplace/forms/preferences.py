@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 
-from marketplace import preference_files
+from marketplace.rounds import preference_files
 
 
 class PairsUploadForm(forms.Form):

@@ -7,10 +7,10 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
-from marketplace import preference_files
-from marketplace.errors import AppError
+from marketplace.core.errors import AppError
 from marketplace.models import Round
-from marketplace.services.round_admin import DRAFT_ONLY_FIELDS, MAX_CANDIDATES
+from marketplace.rounds import preference_files
+from marketplace.rounds.editing import DRAFT_ONLY_FIELDS, MAX_CANDIDATES
 
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
 

@@ -1,8 +1,8 @@
-from marketplace.models.billing import BillingCustomer, Payment, WebhookEvent
-from marketplace.models.groups import Invitation, Membership, PreferenceGroup
-from marketplace.models.outcomes import AuctionOutcome, GroupOutcome
-from marketplace.models.rounds import Bid, PreferenceSubmission, Round
-from marketplace.models.tokens import ApiToken
+from marketplace.accounts.models import ApiToken
+from marketplace.billing.models import BillingCustomer, Payment, WebhookEvent
+from marketplace.groups.models import Invitation, Membership, PreferenceGroup
+from marketplace.rounds.models import Bid, PreferenceSubmission, Round
+from marketplace.rounds.outcomes import AuctionOutcome, GroupOutcome
 
 __all__ = [
     "ApiToken",

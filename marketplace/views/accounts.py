@@ -3,18 +3,17 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from marketplace.errors import AppError
+from marketplace.accounts.services import user_signup, user_update_profile
+from marketplace.accounts.tokens import api_token_create, api_token_revoke
+from marketplace.core.errors import AppError
 from marketplace.forms import add_app_error
 from marketplace.forms.accounts import ApiTokenForm, ProfileForm, SignupForm
+from marketplace.groups.selectors import user_groups
 from marketplace.models import ApiToken
-from marketplace.selectors.groups import user_groups
-from marketplace.services.accounts import user_signup, user_update_profile
-from marketplace.services.tokens import api_token_create, api_token_revoke
 
 
 def safe_next(request, fallback: str = "dashboard") -> str:
@@ -39,7 +38,7 @@ def signup(request):
         except AppError as error:
             add_app_error(form, error)
         else:
-            login(request, user, backend="marketplace.auth_backends.EmailBackend")
+            login(request, user, backend="marketplace.accounts.auth_backends.EmailBackend")
             messages.success(request, "Welcome! Your account is ready.")
             return redirect(safe_next(request))
     return render(request, "registration/signup.html", {"form": form, "next": safe_next(request, "")})
@@ -95,9 +94,6 @@ def token_create(request):
 @require_POST
 def token_revoke(request, token_id: int):
     token = get_object_or_404(ApiToken, pk=token_id, user=request.user)
-    try:
-        api_token_revoke(token=token, by=request.user)
-    except AppError as error:
-        raise Http404(error.message) from error
+    api_token_revoke(token=token, by=request.user)
     messages.success(request, f"Token “{token.name}” ({token.prefix}…) revoked.")
     return redirect("profile")

@@ -5,30 +5,27 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from marketplace.errors import AppError, NotFound
+from marketplace.billing import bids as bid_services
+from marketplace.core.errors import AppError
 from marketplace.forms import add_app_error
 from marketplace.forms.bids import BidForm, cents_to_amount
-from marketplace.selectors.rounds import bid_of_group, round_group_for_member
-from marketplace.services import bids as bid_services
-from marketplace.services.rounds import round_is_accepting_bids
+from marketplace.rounds.selectors import bid_of_group, round_group_for_member
 
 
 def _access(request, slug: str, group_slug: str):
-    try:
-        return round_group_for_member(user=request.user, round_slug=slug, group_slug=group_slug)
-    except NotFound as exc:
-        raise Http404(exc.message) from None
+    return round_group_for_member(user=request.user, round_slug=slug, group_slug=group_slug)
 
 
 @login_required
 def bid_edit(request, slug: str, group_slug: str):
     access = _access(request, slug, group_slug)
     round, group = access.round, access.group
-    bid = bid_of_group(group=group, round=round)
+    active = bid_of_group(group=group, round=round)
+    # The template gets the bid row only where Round.bid_amount_visible allows its amount; others learn only has_bid.
+    bid = active if active and round.bid_amount_visible(is_group_admin=access.is_admin) else None
     form = None
     if access.is_admin:
         initial = {"amount": cents_to_amount(bid.amount_cents)} if bid else None
@@ -53,8 +50,9 @@ def bid_edit(request, slug: str, group_slug: str):
             "group": group,
             "access": access,
             "bid": bid,
+            "has_bid": active is not None,
             "form": form,
-            "accepting": round_is_accepting_bids(round=round),
+            "accepting": round.window_open(),
         },
         status=400 if form is not None and form.errors else 200,
     )

@@ -6,21 +6,18 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from marketplace.errors import AppError, NotFound
-from marketplace.selectors.billing import group_billing_page, receipt_for, round_billing_overview
-from marketplace.selectors.rounds import round_get_for_staff
-from marketplace.services.billing import billing_card_attach_from_setup, billing_setup_start
+from marketplace.billing.selectors import group_billing_page, receipt_for
+from marketplace.billing.services import billing_card_attach_from_setup, billing_setup_start
+from marketplace.core.errors import AppError, NotFound
+from marketplace.orchestration.reports import round_money_overview
+from marketplace.rounds.selectors import round_get_for_staff
 
 
 def _page(request, slug: str):
-    try:
-        return group_billing_page(user=request.user, slug=slug)
-    except NotFound as exc:
-        raise Http404(exc.message) from None
+    return group_billing_page(user=request.user, slug=slug)
 
 
 @login_required
@@ -74,22 +71,16 @@ def group_billing_card(request, slug: str):
 
 @login_required
 def receipt(request, slug: str, group_slug: str):
-    try:
-        data = receipt_for(user=request.user, round_slug=slug, group_slug=group_slug)
-    except NotFound as exc:
-        raise Http404(exc.message) from None
+    data = receipt_for(user=request.user, round_slug=slug, group_slug=group_slug)
     return render(request, "billing/receipt.html", {"receipt": data, "round": data.round, "group": data.group})
 
 
 @login_required
 def staff_round_billing(request, slug: str):
     if not request.user.is_staff:
-        raise Http404("Page not found.")
-    try:
-        round = round_get_for_staff(slug=slug)
-    except NotFound as exc:
-        raise Http404(exc.message) from None
-    overview = round_billing_overview(round=round)
+        raise NotFound("Page not found.")
+    round = round_get_for_staff(slug=slug)
+    overview = round_money_overview(round=round)
     return render(
         request,
         "billing/staff_round_billing.html",

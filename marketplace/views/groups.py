@@ -6,33 +6,14 @@ from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponseNotAllowed
+from django.http import HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 
-from marketplace.errors import AppError, NotFound
+from marketplace.core.errors import AppError
 from marketplace.forms import add_app_error
 from marketplace.forms.groups import GroupForm, InvitationForm
-from marketplace.models import Invitation, Membership
-from marketplace.selectors.groups import (
-    group_admin_count,
-    group_for_member,
-    group_members,
-    group_pending_invitations,
-    group_round_rows,
-    invitation_for_token,
-    membership_of,
-    user_groups,
-)
-from marketplace.services.groups import (
-    group_create,
-    group_update,
-    membership_demote,
-    membership_leave,
-    membership_promote,
-    membership_remove,
-)
-from marketplace.services.invitations import (
+from marketplace.groups.invitations import (
     invitation_accept,
     invitation_check,
     invitation_create,
@@ -40,6 +21,26 @@ from marketplace.services.invitations import (
     invitation_revoke,
     invitation_url,
 )
+from marketplace.groups.selectors import (
+    group_admin_count,
+    group_for_member,
+    group_members,
+    group_pending_invitations,
+    invitation_for_token,
+    membership_of,
+    user_groups,
+)
+from marketplace.groups.services import (
+    group_create,
+    group_update,
+    membership_demote,
+    membership_leave,
+    membership_promote,
+    membership_remove,
+)
+from marketplace.models import Invitation, Membership
+from marketplace.rounds.selectors import group_round_rows
+from marketplace.web.errors import http_status
 
 
 def group_page(admin_only: bool = False, post_only: bool = False):
@@ -50,10 +51,7 @@ def group_page(admin_only: bool = False, post_only: bool = False):
         @login_required
         @wraps(view)
         def wrapper(request, slug: str, *args, **kwargs):
-            try:
-                group = group_for_member(user=request.user, slug=slug)
-            except NotFound as error:
-                raise Http404(error.message) from error
+            group = group_for_member(user=request.user, slug=slug)
             membership = membership_of(user=request.user, group=group)
             if admin_only and membership.role != Membership.Role.ADMIN:
                 return render(request, "groups/forbidden.html", _context(group, membership, ""), status=403)
@@ -246,7 +244,7 @@ def invitation_respond(request, token: str):
             problem = AppError("Choose accept or decline.")
         except AppError as error:
             problem = error
-    status = problem.status if problem else 200
+    status = http_status(problem) if problem else 200
     already_member = bool(user and invitation and membership_of(user=user, group=invitation.group))
     # The group's name is shown only while the token is usable, so an old or wrong link reveals nothing.
     context = {"invitation": None if problem else invitation, "problem": problem, "already_member": already_member}

@@ -3,8 +3,8 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
+from marketplace.groups.selectors import user_groups
 from marketplace.models import Round
-from marketplace.selectors.groups import user_groups
 
 
 def _open_rounds():

@@ -6,21 +6,20 @@ import csv
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 
-from marketplace.errors import AppError, NotFound
+from marketplace.core.errors import AppError
 from marketplace.forms.preferences import PairsUploadForm, RubricForm, ScoresUploadForm
 from marketplace.models import PreferenceSubmission
-from marketplace.preference_files import UploadInvalid
-from marketplace.selectors.rounds import (
+from marketplace.rounds.preference_files import UploadInvalid
+from marketplace.rounds.selectors import (
     preference_versions,
     preferences_current,
-    round_accepting_preferences,
     round_group_for_member,
 )
-from marketplace.services.preferences import preferences_submit
 from training.models import Candidate
+from training.services.submissions import preferences_submit
 
 UNITS = {"pairs": "preference pairs", "rubric": "rubric phrases", "scores": "scored candidates"}
 
@@ -49,10 +48,7 @@ def _submit_file(request, form, *, kind: str, access):
 
 @login_required
 def preferences_edit(request, slug: str, group_slug: str):
-    try:
-        access = round_group_for_member(user=request.user, round_slug=slug, group_slug=group_slug)
-    except NotFound as exc:
-        raise Http404(exc.message) from None
+    access = round_group_for_member(user=request.user, round_slug=slug, group_slug=group_slug)
     round, group = access.round, access.group
     pairs_form, rubric_form, scores_form = PairsUploadForm(), RubricForm(), ScoresUploadForm()
     upload_errors: list[str] = []
@@ -99,7 +95,7 @@ def preferences_edit(request, slug: str, group_slug: str):
             "round": round,
             "group": group,
             "access": access,
-            "accepting": round_accepting_preferences(round=round),
+            "accepting": round.window_open(),
             "current": preferences_current(group=group, round=round),
             "versions": preference_versions(group=group, round=round),
             "pairs_form": pairs_form,
@@ -115,10 +111,7 @@ def preferences_edit(request, slug: str, group_slug: str):
 @login_required
 def candidates_csv(request, slug: str, group_slug: str):
     """The round's candidates as a CSV to score offline (group members only; the candidates carry no bids)."""
-    try:
-        access = round_group_for_member(user=request.user, round_slug=slug, group_slug=group_slug)
-    except NotFound as exc:
-        raise Http404(exc.message) from None
+    access = round_group_for_member(user=request.user, round_slug=slug, group_slug=group_slug)
     round = access.round
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{round.slug}-candidates.csv"'

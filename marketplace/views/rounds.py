@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from django.http import Http404
 from django.shortcuts import render
 
-from marketplace.errors import NotFound
-from marketplace.selectors.billing import billing_mode_for_round
-from marketplace.selectors.rounds import (
+from marketplace.billing.selectors import billing_mode_for_round
+from marketplace.rounds.selectors import (
     round_get_public,
     round_participating_group_count,
     round_rows_for_member,
@@ -20,10 +18,7 @@ def round_list(request):
 
 
 def round_detail(request, slug: str):
-    try:
-        round = round_get_public(slug=slug, user=request.user)
-    except NotFound as exc:
-        raise Http404(exc.message) from None
+    round = round_get_public(slug=slug, user=request.user)
     return render(
         request,
         "rounds/detail.html",

@@ -6,21 +6,20 @@ from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from marketplace.errors import AppError, NotFound
+from marketplace.core.errors import AppError, NotFound
 from marketplace.forms.rounds import RoundForm
 from marketplace.models import Round
-from marketplace.selectors.rounds import (
+from marketplace.orchestration import lifecycle
+from marketplace.rounds.editing import round_create, round_update
+from marketplace.rounds.selectors import (
     round_bids_for_staff,
     round_get_for_staff,
     round_participating_group_count,
     rounds_for_staff,
 )
-from marketplace.services import lifecycle
-from marketplace.services.round_admin import round_create, round_update
 
 S = Round.Status
 
@@ -32,17 +31,14 @@ def staff_required(view):
     @wraps(view)
     def wrapper(request, *args, **kwargs):
         if not request.user.is_staff:
-            raise Http404("Page not found.")
+            raise NotFound("Page not found.")
         return view(request, *args, **kwargs)
 
     return wrapper
 
 
 def _round(slug: str) -> Round:
-    try:
-        return round_get_for_staff(slug=slug)
-    except NotFound as exc:
-        raise Http404(exc.message) from None
+    return round_get_for_staff(slug=slug)
 
 
 @staff_required
@@ -91,7 +87,7 @@ def staff_round_detail(request, slug: str):
             "participating_groups": round_participating_group_count(round=round),
             "can_open": round.status == S.DRAFT,
             "can_close": round.status == S.OPEN,
-            "can_cancel": round.status in (S.DRAFT, S.OPEN, S.CLOSED, S.TRAINING),
+            "can_cancel": round.can_cancel,
             "can_resume": round.status in (S.OPEN, S.CLOSED, S.TRAINING) or round.billing_pending,
         },
     )
@@ -109,7 +105,7 @@ _ACTIONS = {
 @require_POST
 def staff_round_action(request, slug: str, action: str):
     if action not in _ACTIONS:
-        raise Http404("Page not found.")
+        raise NotFound("Page not found.")
     round = _round(slug)
     service, done = _ACTIONS[action]
     try:

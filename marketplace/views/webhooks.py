@@ -8,8 +8,8 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from marketplace.services.billing import billing_webhook_receive
-from marketplace.stripe_gateway import GatewayError, GatewayUnavailable, WebhookSignatureInvalid
+from marketplace.billing.services import billing_webhook_receive
+from marketplace.billing.stripe_gateway import GatewayError, GatewayUnavailable, WebhookSignatureInvalid
 
 log = logging.getLogger(__name__)
 

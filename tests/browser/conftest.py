@@ -16,11 +16,11 @@ import pytest
 # Playwright's sync API runs an event loop in this thread; Django would otherwise refuse ORM calls from the test.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
-from tests.integration.conftest import (  # noqa: E402 - after the environment switch above
-    _database_url,
-    _redis_url,
-    celery_worker_process,  # noqa: F401 - re-exported fixture; it uses this module's worker_env
+from tests.support.workers import (  # noqa: E402 - after the environment switch above
+    broker_switched,
+    private_broker,
     redis_available,
+    worker_database_url,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,24 +147,22 @@ def base_model_built() -> Path:
     """
     from django.conf import settings
 
-    from training.basemodels import resolve_base
+    from training.lib.basemodels import resolve_base
 
     return resolve_base("tiny", cache_dir=settings.MODEL_CACHE_DIR)
 
 
 @pytest.fixture
-def worker_env(base_model_built, stripe_stand_in, tmp_path_factory, transactional_db, settings):
-    """Environment of the Celery worker (overrides the integration suite's): this test's database and localstripe,
-    a Redis database of the browser suite's own, and a short training run so the whole round takes a minute or two."""
+def worker_env(base_model_built, stripe_stand_in, transactional_db, settings):
+    """Environment of the browser suite's Celery worker: this test's database and localstripe,
+    a Redis database of the browser suite's own, and a short training run so the whole round takes a minute or two.
+    `celery_worker_process` (tests/conftest.py) starts the worker with it."""
     if not redis_available():
         pytest.skip("Redis is not reachable; the browser round test needs it (make test starts it)")
-    from redis import Redis
-
-    broker = f"{_redis_url().rsplit('/', 1)[0]}/{BROKER_DB}"
-    Redis.from_url(broker).flushdb()
+    broker = private_broker(BROKER_DB)
     env = dict(os.environ)
     env.update(
-        DATABASE_URL=_database_url(),
+        DATABASE_URL=worker_database_url(),
         CELERY_BROKER_URL=broker,
         MODEL_CACHE_DIR=str(settings.MODEL_CACHE_DIR),
         ARTIFACT_DIR=str(settings.ARTIFACT_DIR),
@@ -174,24 +172,6 @@ def worker_env(base_model_built, stripe_stand_in, tmp_path_factory, transactiona
         TRAINING_HEARTBEAT_STALE_S="120",
     )
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    from marketplace.celery import app
-
     # The live server (same process) enqueues on the worker's broker.
-    old = app.conf.broker_url, app.conf.broker_transport_options
-    app.conf.broker_url = broker
-    app.conf.broker_transport_options = {"visibility_timeout": 3600}
-    _forget_broker_connections(app)
-    yield env
-    Redis.from_url(broker).flushdb()
-    app.conf.broker_url, app.conf.broker_transport_options = old
-    _forget_broker_connections(app)
-
-
-def _forget_broker_connections(app) -> None:
-    """Make the app connect anew (to the broker now configured) on its next send.
-
-    What Celery itself does after a fork. Closing the pool instead (``app.pool.force_close_all()``) leaves the app
-    holding a closed pool, and the next send fails with "Acquire on closed pool".
-    """
-    app._pool = None
-    app.__dict__.get("amqp") and setattr(app.amqp, "_producer_pool", None)
+    with broker_switched(broker):
+        yield env

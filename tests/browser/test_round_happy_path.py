@@ -10,16 +10,16 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from marketplace.billing.bids import bid_place
+from marketplace.billing.services import billing_card_attach
 from marketplace.models import Bid, GroupOutcome, Payment, PreferenceGroup, PreferenceSubmission, Round
-from marketplace.services.bids import bid_place
-from marketplace.services.billing import billing_card_attach
-from marketplace.services.preferences import preferences_submit
 from marketplace.templatetags.money import format_money
 from tests.browser import pages
 from tests.factories import make_group, make_round, make_user
-from tests.integration.conftest import wait_for
-from training.corpus import demo_prompts, preference_pairs_for_style, rubric_for_style
+from tests.support.workers import wait_for
+from training.lib.corpus import demo_prompts, preference_pairs_for_style, rubric_for_style
 from training.models import Candidate
+from training.services.submissions import preferences_submit
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

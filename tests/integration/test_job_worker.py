@@ -6,11 +6,12 @@ import time
 
 import pytest
 
+from marketplace.devtools.worker import CeleryWorker
 from marketplace.models import AuctionOutcome, Round
-from marketplace.services.lifecycle import rounds_tick
+from marketplace.orchestration.lifecycle import rounds_tick
 from tests.factories import make_round
-from tests.integration.conftest import Worker, wait_for
-from training.corpus import build_corpus
+from tests.support.workers import wait_for, worker_name
+from training.lib.corpus import build_corpus
 from training.models import Candidate, Checkpoint, JobEvent, TrainingJob
 from training.services import job_cancel, job_create
 
@@ -39,15 +40,13 @@ def _enqueue(job_id: int) -> None:
     app.send_task("training.tasks.job_run_task", args=[job_id])
 
 
-def test_a_killed_workers_job_resumes_from_its_last_checkpoint_and_finishes(worker_env, tmp_path, monkeypatch):
-    import training.services.jobs as jobs
-
+def test_a_killed_workers_job_resumes_from_its_last_checkpoint_and_finishes(worker_env, tmp_path, settings):
     worker_env["TRAINING_HEARTBEAT_STALE_S"] = "3"
-    monkeypatch.setattr(jobs, "HEARTBEAT_STALE_S", 3)
+    settings.TRAINING_HEARTBEAT_STALE_S = 3
     round = _round_ready_to_train()
     job = job_create(round=round, overrides={"steps": 40, "checkpoint_every": 5})
     assert job.status == TrainingJob.Status.QUEUED
-    first = Worker(worker_env, tmp_path / "first.log", queues="training")
+    first = CeleryWorker(log_path=tmp_path / "first.log", env=worker_env, queues="training", name=worker_name())
     first.start()
     try:
         _enqueue(job.pk)
@@ -60,7 +59,7 @@ def test_a_killed_workers_job_resumes_from_its_last_checkpoint_and_finishes(work
     assert killed_at.status == TrainingJob.Status.RUNNING and killed_at.steps_done < 40
 
     time.sleep(4)  # the heartbeat goes stale
-    second = Worker(worker_env, tmp_path / "second.log", queues="training")
+    second = CeleryWorker(log_path=tmp_path / "second.log", env=worker_env, queues="training", name=worker_name())
     second.start()
     try:
         assert job.pk in rounds_tick()["requeued"]

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from marketplace.demo_seed import pairs_jsonl
+from marketplace.billing.bids import bid_place
+from marketplace.billing.services import billing_card_attach
+from marketplace.devtools.demo_seed import pairs_jsonl
 from marketplace.models import AuctionOutcome, GroupOutcome, Payment, Round
-from marketplace.services.bids import bid_place
-from marketplace.services.billing import billing_card_attach
-from marketplace.services.lifecycle import round_close_request, round_open_request
-from marketplace.services.preferences import preferences_submit
+from marketplace.orchestration.lifecycle import round_close_request, round_open_request
 from tests.factories import make_group, make_round
-from tests.integration.conftest import wait_for
-from training.corpus import demo_prompts, preference_pairs_for_style, rubric_for_style
+from tests.support.workers import wait_for
+from training.lib.corpus import demo_prompts, preference_pairs_for_style, rubric_for_style
 from training.models import Candidate, Evaluation, TrainingJob
+from training.services.submissions import preferences_submit
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

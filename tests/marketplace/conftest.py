@@ -23,8 +23,18 @@ def group_admin(db):
 @pytest.fixture
 def group_with_card(localstripe, group_admin):
     """A group whose admin saved pm_card_visa through the real service (so it exists at localstripe)."""
-    from marketplace.services.billing import billing_card_attach
+    from marketplace.billing.services import billing_card_attach
 
     group = make_group(admin=group_admin)
     billing_card_attach(group=group, by=group_admin, payment_method_id="pm_card_visa")
     return group
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """The task names the services hand to Celery after commit (the broker itself is not what is tested here)."""
+    from marketplace.celery import app
+
+    names: list[tuple[str, list]] = []
+    monkeypatch.setattr(app, "send_task", lambda name, args=None, **kw: names.append((name, args)))
+    return names

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from marketplace.env import ConfigError, env_bool, env_int, env_list, parse_database_url
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("raw, expected", [("1", True), ("true", True), (" YES ", True), ("On", True),
@@ -89,3 +94,45 @@ def test_the_settings_module_starts_with_sane_values(tmp_path):
     result = _load_settings(DEBUG="yes", DATABASE_URL="postgres://postgres@127.0.0.1:5432/x", VAR_DIR=str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "django.db.backends.postgresql"]
+
+
+def _variables_read_by_settings() -> set[str]:
+    tree = ast.parse((ROOT / "marketplace" / "settings.py").read_text(encoding="utf-8"))
+    return {
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", "").startswith("env_")
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+    }
+
+
+def test_every_variable_the_settings_read_is_in_env_example():
+    documented = {
+        line.split("=", 1)[0].strip()
+        for line in (ROOT / ".env.example").read_text(encoding="utf-8").splitlines()
+        if "=" in line and not line.lstrip().startswith("#")
+    }
+    assert sorted(_variables_read_by_settings() - documented) == []
+
+
+def test_nothing_outside_settings_reads_the_environment():
+    offenders = []
+    for path in [*ROOT.glob("marketplace/**/*.py"), *ROOT.glob("training/**/*.py"), *ROOT.glob("auctions/**/*.py")]:
+        rel = path.relative_to(ROOT).as_posix()
+        if rel in ("marketplace/settings.py", "marketplace/env.py", "marketplace/localstripe_server.py") or (
+            "/devtools/" in rel or "management/commands" in rel
+        ):
+            continue  # the settings themselves; launchers that pass an environment on to the processes they start
+        text = path.read_text(encoding="utf-8")
+        if re.search(r"os\.environ\.get\(|os\.getenv\(|os\.environ\[", text):
+            offenders.append(rel)
+    assert offenders == []
+
+
+def test_importing_the_settings_creates_no_folder(tmp_path):
+    var = tmp_path / "var-not-made"
+    env = {**os.environ, "VAR_DIR": str(var)}
+    subprocess.run([sys.executable, "-c", "import marketplace.settings"], cwd=ROOT, env=env, check=True)
+    assert not var.exists()

@@ -18,7 +18,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 @pytest.fixture(scope="session")
 def tiny_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from training.basemodels import resolve_base
+    from training.lib.basemodels import resolve_base
 
     cache = os.environ.get("TRAINING_TINY_CACHE")
     cache_dir = Path(cache) if cache else tmp_path_factory.mktemp("models")
@@ -27,7 +27,7 @@ def tiny_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny(tiny_path: Path):
-    from training.basemodels import load_base
+    from training.lib.basemodels import load_base
 
     return load_base(tiny_path)
 
@@ -35,7 +35,7 @@ def tiny(tiny_path: Path):
 @pytest.fixture(scope="session")
 def demo_round(tiny):
     """The demo round on the tiny model: 8 prompts x 16 candidates, three groups (rubric, Bradley-Terry, direct)."""
-    from training.demo import build_demo_round
+    from training.lib.demo import build_demo_round
 
     model, tokenizer = tiny
     return build_demo_round(model, tokenizer, n=16, seed=0, kl_weight=1.0)

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from marketplace.models import Round
+from marketplace.rounds.models import Round
+from training.lib.basemodels import load_base
+from training.lib.sampling import base_logweights, sample_candidates
 from training.models import Candidate
 from training.services.common import base_path_for
 
@@ -13,8 +15,6 @@ def candidates_sample(*, round: Round, batch_size: int = 32, max_new_tokens: int
     Idempotent: prompts that already have their candidates are skipped, and the unique (round, prompt, index)
     constraint makes a racing second run insert nothing.
     """
-    from training.basemodels import load_base
-    from training.sampling import base_logweights, sample_candidates
 
     done = set(Candidate.objects.filter(round=round).values_list("prompt_index", flat=True).distinct())
     todo = [i for i in range(len(round.prompts)) if i not in done]

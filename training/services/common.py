@@ -4,10 +4,11 @@ from pathlib import Path
 
 from django.conf import settings
 
+from training.lib.basemodels import resolve_base
+
 
 def base_path_for(name: str) -> Path:
     """The base model's folder: builds the tiny model once on first use, otherwise a local path or model id."""
-    from training.basemodels import resolve_base
 
     return resolve_base(name, cache_dir=Path(settings.MODEL_CACHE_DIR))
 

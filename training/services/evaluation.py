@@ -6,7 +6,10 @@ from pathlib import Path
 
 from django.conf import settings
 
-from marketplace.models import AuctionOutcome, GroupOutcome
+from marketplace.rounds.outcomes import AuctionOutcome, GroupOutcome
+from training.lib.corpus import heldout_prompts
+from training.lib.evaluation import GroupScorer, evaluate
+from training.lib.rewards import AffineNormaliser
 from training.models import Evaluation, RewardModel, TrainingJob
 from training.services.candidates import candidates_by_prompt
 from training.services.common import base_path_for
@@ -18,9 +21,6 @@ def job_evaluate(*, job: TrainingJob, n_samples: int = 8) -> Evaluation:
 
     Idempotent: the evaluation is stored once per job.
     """
-    from training.corpus import heldout_prompts
-    from training.evaluation import GroupScorer, evaluate
-    from training.rewards import AffineNormaliser
 
     existing = Evaluation.objects.filter(job=job).first()
     if existing is not None:

@@ -4,7 +4,7 @@ Job status machine:
     validating_files -> queued -> running -> succeeded
                                    |  \\-> failed
                                    \\-> cancelling -> cancelled       (queued -> cancelled directly)
-A running job whose heartbeat is older than HEARTBEAT_STALE_S has lost its worker; it may be claimed again and
+A running job whose heartbeat is older than settings.TRAINING_HEARTBEAT_STALE_S has lost its worker; it may be claimed again and
 resumes from its last checkpoint.
 """
 
@@ -24,20 +24,25 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from marketplace.enqueue import enqueue_after_commit
-from marketplace.errors import AppError
-from marketplace.models import AuctionOutcome, Round
-from marketplace.status import compare_and_set
-from training.models import Checkpoint, JobEvent, TrainingJob
+from marketplace.core import tasknames
+from marketplace.core.enqueue import enqueue_after_commit
+from marketplace.core.errors import AppError
+from marketplace.core.transitions import compare_and_set
+from marketplace.rounds.models import Round
+from marketplace.rounds.outcomes import AuctionOutcome
+from training.lib.config import TrainConfig
+from training.lib.evaluation import GroupScorer
+from training.lib.grpo import RLReward
+from training.lib.jobdir import list_checkpoints
+from training.lib.rewards import AffineNormaliser
+from training.lib.trainer import train
+from training.models import Checkpoint, JobEvent, RewardModel, TrainingJob
 from training.services.candidates import candidates_by_prompt
 from training.services.common import base_path_for, round_artifact_dir
+from training.services.rewards import reward_model_restore
 
 log = logging.getLogger(__name__)
 J = TrainingJob.Status
-HEARTBEAT_STALE_S = int(os.environ.get("TRAINING_HEARTBEAT_STALE_S", "120"))
-DEFAULT_STEPS = int(os.environ.get("TRAINING_DEFAULT_STEPS", "60"))
-# Weight of the plain q*-weighted cross-entropy added to the candidate-normalised loss (see docs/training.md).
-DEFAULT_SFT_WEIGHT = float(os.environ.get("TRAINING_SFT_WEIGHT", "1"))
 
 
 class JobCancelled(Exception):
@@ -53,12 +58,11 @@ def job_event(*, job: TrainingJob, type: str, message: str, **data: Any) -> None
 
 
 def _config_for(*, round: Round, method: str, overrides: dict[str, Any] | None) -> dict[str, Any]:
-    from training.trainer import TrainConfig
 
-    fields: dict[str, Any] = {"method": method, "steps": DEFAULT_STEPS, "seed": round.seed, "kl_weight": round.kl_weight,
+    fields: dict[str, Any] = {"method": method, "steps": settings.TRAINING_DEFAULT_STEPS, "seed": round.seed, "kl_weight": round.kl_weight,
                               "device": settings.TRAINING_DEVICE}
     if method == "weighted_sft":
-        fields["sft_weight"] = DEFAULT_SFT_WEIGHT
+        fields["sft_weight"] = settings.TRAINING_SFT_WEIGHT
     if round.base_model.startswith("tiny"):
         # All of GPT-2's linear layers, not only attention: on the demo round this moved fresh samples much closer to
         # the promised rewards (brief 0.60 -> 0.74 of 0.87) at a lower KL from the base (see docs/training.md).
@@ -75,7 +79,7 @@ def job_create(*, round: Round, method: str = "weighted_sft", overrides: dict[st
 
     One live job per round: if a job that has not failed or been cancelled exists, it is returned instead.
     """
-    live = TrainingJob.objects.filter(round=round).exclude(status__in=[J.FAILED, J.CANCELLED]).first()
+    live = TrainingJob.objects.live_for(round)
     if live is not None:
         return live
     job = TrainingJob.objects.create(round=round, method=method, status=J.VALIDATING_FILES)
@@ -92,9 +96,9 @@ def job_create(*, round: Round, method: str = "weighted_sft", overrides: dict[st
             raise AppError("The auction's target does not match the stored candidates.", code="target_mismatch")
         config = _config_for(round=round, method=method, overrides=overrides)
     except AppError as exc:
-        TrainingJob.objects.filter(pk=job.pk).update(
-            status=J.FAILED, error_code=exc.code, error_message=exc.message, fault=TrainingJob.Fault.USER,
-            finished_at=timezone.now(),
+        compare_and_set(
+            TrainingJob, pk=job.pk, from_status=J.VALIDATING_FILES, to_status=J.FAILED, error_code=exc.code,
+            error_message=exc.message, fault=TrainingJob.Fault.USER, finished_at=timezone.now(),
         )
         job_event(job=job, type=JobEvent.Type.ERROR, message=exc.message, code=exc.code)
         job.refresh_from_db()
@@ -116,14 +120,12 @@ def job_claim(*, job_id: int, worker: str) -> bool:
     A redelivered message for a job another live worker is running finds nothing to claim and does nothing.
     """
     now = timezone.now()
-    stale = now - timedelta(seconds=HEARTBEAT_STALE_S)
-    claimed = (
-        TrainingJob.objects.filter(pk=job_id)
-        .filter(Q(status=J.QUEUED) | Q(status=J.RUNNING, heartbeat_at__lt=stale))
-        .update(status=J.RUNNING, worker=worker, heartbeat_at=now, attempt=F("attempt") + 1,
-                started_at=now)
+    stale = now - timedelta(seconds=settings.TRAINING_HEARTBEAT_STALE_S)
+    return compare_and_set(
+        TrainingJob, pk=job_id, from_status=[J.QUEUED, J.RUNNING], to_status=J.RUNNING,
+        where=Q(status=J.QUEUED) | Q(heartbeat_at__lt=stale),
+        worker=worker, heartbeat_at=now, attempt=F("attempt") + 1, started_at=now,
     )
-    return claimed == 1
 
 
 def job_cancel(*, job: TrainingJob) -> str:
@@ -132,7 +134,7 @@ def job_cancel(*, job: TrainingJob) -> str:
                        finished_at=timezone.now()):
         job_event(job=job, type=JobEvent.Type.STATUS, message="Cancelled before it started")
         # No worker will pick this job up to report its end, so hand the round on from here.
-        enqueue_after_commit("marketplace.tasks.round_after_job_task", job.round_id)
+        enqueue_after_commit(tasknames.ROUND_AFTER_JOB, job.round_id)
         return J.CANCELLED
     if compare_and_set(TrainingJob, pk=job.pk, from_status=J.RUNNING, to_status=J.CANCELLING):
         job_event(job=job, type=JobEvent.Type.STATUS, message="Cancelling at the next step")
@@ -161,11 +163,6 @@ def _train_inputs(job: TrainingJob) -> dict[str, Any]:
 
 def _rl_rewards(round: Round, outcome: AuctionOutcome) -> list[Any]:
     """Each participating group's normalised reward model and bid, for the RL method."""
-    from training.evaluation import GroupScorer
-    from training.models import RewardModel
-    from training.rewards import AffineNormaliser
-    from training.services.rewards import reward_model_restore
-    from training.trainer import RLReward
 
     bids = {g["id"]: float(g["bid"]) for g in outcome.instance.get("groups", [])}
     out = []
@@ -186,8 +183,6 @@ def job_run(*, job_id: int, worker: str | None = None) -> str:
     worker = worker or worker_name()
     if not job_claim(job_id=job_id, worker=worker):
         return "skipped"
-    from training.trainer import TrainConfig, train  # heavy: only once the job is ours
-    from training.trainer import _list_checkpoints as list_checkpoints
     job = TrainingJob.objects.select_related("round").get(pk=job_id)
     job_event(job=job, type=JobEvent.Type.STATUS, message=f"Running on {worker} (attempt {job.attempt})")
 
@@ -220,8 +215,9 @@ def job_run(*, job_id: int, worker: str | None = None) -> str:
         return "skipped"
     except Exception as exc:  # the platform's fault: record it for people, then let the round fail
         log.exception("training job %s failed", job_id)
-        TrainingJob.objects.filter(pk=job_id, worker=worker).update(
-            status=J.FAILED, error_code="training_error", error_message=f"{type(exc).__name__}: {exc}",
+        compare_and_set(
+            TrainingJob, pk=job_id, from_status=[J.RUNNING, J.CANCELLING], to_status=J.FAILED, where=Q(worker=worker),
+            error_code="training_error", error_message=f"{type(exc).__name__}: {exc}",
             fault=TrainingJob.Fault.PLATFORM, finished_at=timezone.now(),
         )
         job_event(job=job, type=JobEvent.Type.ERROR, message=str(exc), trace=traceback.format_exc()[-2000:])
@@ -268,5 +264,5 @@ def _sync_checkpoints(job: TrainingJob, checkpoints: list[Any]) -> None:
 
 def jobs_reap() -> list[int]:
     """Running jobs whose worker stopped beating: return their ids so the caller can enqueue them again."""
-    stale = timezone.now() - timedelta(seconds=HEARTBEAT_STALE_S)
+    stale = timezone.now() - timedelta(seconds=settings.TRAINING_HEARTBEAT_STALE_S)
     return list(TrainingJob.objects.filter(status=J.RUNNING, heartbeat_at__lt=stale).values_list("pk", flat=True))

@@ -8,18 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
-from django.db.models import Max
-from django.utils import timezone
-
-from marketplace.errors import AppError, NotFound
-from marketplace.models import Membership, PreferenceGroup, PreferenceSubmission, Round
+from marketplace.core.errors import AppError, Conflict
+from marketplace.groups.models import PreferenceGroup
+from marketplace.rounds.models import PreferenceSubmission, Round
+from marketplace.rounds.preferences import Version, preference_version_store
 from training.models import Candidate
 
 # The reward model needs two pairs to fit at all; a few dozen make it say something useful.
 MIN_LABELS = 2
 SUGGESTED_LABELS = 20
 SOURCE_NAME = "Labelled in the browser"
+CLOSED_MESSAGE = "“{title}” is not open for preferences; labels can only be added while bidding is open."
 
 
 def labels_pairs(*, group: PreferenceGroup, round: Round) -> list[dict[str, Any]]:
@@ -47,35 +46,23 @@ def labelled_keys(pairs: list[dict[str, Any]]) -> set[tuple[int, int, int]]:
     return keys
 
 
-def _check_open(round: Round) -> None:
-    if round.status != Round.Status.OPEN or timezone.now() >= round.closes_at:
-        raise AppError(
-            f"“{round.title}” is not open for preferences; labels can only be added while bidding is open.",
-            code="round_not_open",
-            status=409,
-        )
-
-
 def labels_add(
     *, user, group: PreferenceGroup, round: Round, prompt_index: int, chosen_index: int, rejected_index: int
 ) -> PreferenceSubmission:
     """Append one labelled pair to the group's labels and store the result as a new submission version.
 
-    The round row is locked (FOR NO KEY UPDATE) for the whole write, as preferences_submit does: this serialises
-    version numbering with other submissions of any kind and with the close, so two members labelling at once both
-    land (one after the other, neither losing the other's pair) and nothing lands after the close.
+    The pair is appended under the round lock of preference_version_store (the one place versions are numbered), so
+    two members labelling at once both land (one after the other, neither losing the other's pair) and nothing lands
+    after the close.
     """
-    if not Membership.objects.filter(group=group, user=user).exists():
-        raise NotFound("Group not found.")
-    for name, value in (("prompt_index", prompt_index), ("chosen_index", chosen_index), ("rejected_index", rejected_index)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise AppError("Choose one of the two responses shown.", code="bad_index", field=name)
-    if chosen_index == rejected_index:
-        raise AppError("A response cannot be compared with itself.", code="bad_index", field="rejected_index")
 
-    with transaction.atomic():
-        locked = Round.objects.select_for_update(no_key=True).get(pk=round.pk)
-        _check_open(locked)
+    def build(locked: Round) -> Version:
+        # Checked here, after membership (preference_version_store checks it first): an outsider learns nothing.
+        for name, value in (("prompt_index", prompt_index), ("chosen_index", chosen_index), ("rejected_index", rejected_index)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise AppError("Choose one of the two responses shown.", code="bad_index", field=name)
+        if chosen_index == rejected_index:
+            raise AppError("A response cannot be compared with itself.", code="bad_index", field="rejected_index")
         if prompt_index >= len(locked.prompts or []):
             raise AppError("That prompt is not part of this round.", code="bad_index", field="prompt_index")
         texts = dict(
@@ -87,7 +74,7 @@ def labels_add(
         pairs = labels_pairs(group=group, round=locked)
         key = (prompt_index, min(chosen_index, rejected_index), max(chosen_index, rejected_index))
         if key in labelled_keys(pairs):
-            raise AppError("Your group has already labelled this pair; here is another one.", code="already_labelled", status=409)
+            raise Conflict("Your group has already labelled this pair; here is another one.", code="already_labelled")
         pairs.append(
             {
                 "prompt": locked.prompts[prompt_index],
@@ -100,14 +87,7 @@ def labels_add(
                 "labelled_by": user.pk,
             }
         )
-        last = PreferenceSubmission.objects.filter(round=locked, group=group).aggregate(v=Max("version"))["v"] or 0
-        return PreferenceSubmission.objects.create(
-            round=locked,
-            group=group,
-            version=last + 1,
-            kind=PreferenceSubmission.Kind.LABELS,
-            payload={"pairs": pairs},
-            source_name=SOURCE_NAME,
-            row_count=len(pairs),
-            submitted_by=user,
-        )
+        return Version(kind=PreferenceSubmission.Kind.LABELS, payload={"pairs": pairs}, row_count=len(pairs),
+                       source_name=SOURCE_NAME)
+
+    return preference_version_store(user=user, group=group, round=round, build=build, closed_message=CLOSED_MESSAGE)

@@ -5,8 +5,10 @@ from typing import Any
 
 from django.db import transaction
 
-from marketplace.errors import AppError
-from marketplace.models import Bid, PreferenceSubmission, Round
+from marketplace.core.errors import AppError
+from marketplace.rounds.models import Bid, PreferenceSubmission, Round
+from training.lib import rewards
+from training.lib.rewards import AffineNormaliser
 from training.models import RewardModel
 from training.services.candidates import candidates_by_prompt
 
@@ -32,7 +34,6 @@ def reward_model_build(*, kind: str, payload: Any, seed: int = 0, candidate_text
     Direct scores name candidates as "<prompt index>:<candidate index>"; `candidate_texts` maps those keys to the
     (prompt, response) texts the scorer is keyed by.
     """
-    from training import rewards
 
     if kind in (PreferenceSubmission.Kind.PAIRS, PreferenceSubmission.Kind.LABELS):
         pairs = _pairs(payload)
@@ -56,7 +57,6 @@ def reward_model_build(*, kind: str, payload: Any, seed: int = 0, candidate_text
 
 
 def reward_model_restore(*, reward_model: RewardModel) -> Any:
-    from training import rewards
 
     return rewards.reward_model_from_dict(reward_model.params)
 
@@ -68,7 +68,6 @@ def reward_models_fit(*, round: Round) -> list[RewardModel]:
     auction stays truthful on the normalised scale). Groups that bid without submitting preferences are skipped:
     they are left out of the auction and their hold is released. Idempotent per (round, group).
     """
-    from training.rewards import AffineNormaliser
 
     cands = candidates_by_prompt(round=round)
     prompts = [round.prompts[p] for p, row in enumerate(cands) for _ in row]

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,7 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=540.0, help="Give up after this many seconds.")
 
     def handle(self, *args, **opts) -> None:
-        from marketplace.demo_run import DemoRunner
+        from marketplace.devtools.demo_run import DemoRunner
 
         started = time.monotonic()
         out_dir = Path(settings.VAR_DIR) / "demo"
@@ -44,15 +41,3 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Demo finished in {time.monotonic() - started:.0f} s. Files in {out_dir}/"))
         self.stdout.write(json.dumps({"welfare": summary["welfare"], "kl_to_base": summary["kl_to_base"]}))
 
-
-def worker_command() -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "marketplace", "worker", "-Q", "default,training", "-c", "1",
-            "--pool", "solo", "-l", "warning", "--without-gossip", "--without-mingle", "--without-heartbeat"]
-
-
-def start_worker(log_path: Path, env_extra: dict[str, str]) -> subprocess.Popen:
-    env = dict(os.environ)
-    env.update(env_extra)
-    log = open(log_path, "ab")
-    return subprocess.Popen(worker_command(), cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)

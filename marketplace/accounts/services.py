@@ -1,0 +1,50 @@
+"""Accounts: sign-up and profile. Usernames are the lower-cased e-mail, so e-mail is the login everywhere."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model, password_validation
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+
+from marketplace.core.errors import AppError
+
+DUPLICATE_EMAIL = "An account with this e-mail address already exists. Log in, or reset your password if you forgot it."
+
+
+def normalise_email(email: str) -> str:
+    return (email or "").strip().lower()
+
+
+def user_signup(*, email: str, password: str, first_name: str = "", last_name: str = ""):
+    """Create an active account. Refuses a taken e-mail (case-insensitively) and passwords the validators reject."""
+    User = get_user_model()
+    email = normalise_email(email)
+    try:
+        validate_email(email)
+    except ValidationError as exc:
+        raise AppError("Enter a valid e-mail address.", field="email") from exc
+    if User.objects.filter(email__iexact=email).exists() or User.objects.filter(username=email).exists():
+        raise AppError(DUPLICATE_EMAIL, code="duplicate_email", field="email")
+    candidate = User(username=email, email=email, first_name=first_name.strip(), last_name=last_name.strip())
+    try:
+        password_validation.validate_password(password, user=candidate)
+    except ValidationError as exc:
+        raise AppError(" ".join(exc.messages), code="weak_password", field="password") from exc
+    candidate.set_password(password)
+    try:
+        # The unique username catches a concurrent sign-up with the same address.
+        with transaction.atomic():
+            candidate.save()
+    except IntegrityError as exc:
+        raise AppError(DUPLICATE_EMAIL, code="duplicate_email", field="email") from exc
+    return candidate
+
+
+def user_update_profile(*, user, first_name: str, last_name: str):
+    first_name, last_name = first_name.strip(), last_name.strip()
+    if len(first_name) > 150 or len(last_name) > 150:
+        raise AppError("Keep each name under 150 characters.", field="first_name")
+    user.first_name, user.last_name = first_name, last_name
+    user.save(update_fields=["first_name", "last_name"])
+    return user

@@ -1,0 +1,103 @@
+"""Receipts for group members (amounts for admins only) and the staff billing overview of a round."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from marketplace.billing.bids import bid_place
+from marketplace.billing.services import billing_capture_round
+from marketplace.models import AuctionOutcome, GroupOutcome, Payment, Round
+from tests.factories import make_round, make_user
+from training.models import TrainingJob
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def delivered(group_with_card, group_admin):
+    round = make_round()
+    bid_place(user=group_admin, group=group_with_card, round=round, amount_cents=5_000)
+    outcome = AuctionOutcome.objects.create(
+        round=round, inputs_hash="0" * 64, instance={}, result={}, welfare=1.0, kl_to_base=0.1, revenue_cents=1_234
+    )
+    GroupOutcome.objects.create(
+        outcome=outcome, group=group_with_card, bid_cents=5_000, expected_reward=0.8, promised_value=40.0,
+        payment=12.34, payment_cents=1_234, utility=27.66, delivered_reward=0.7, base_reward=0.4,
+    )
+    Round.objects.filter(pk=round.pk).update(status=Round.Status.DELIVERED)
+    round.refresh_from_db()
+    billing_capture_round(round=round)
+    return round, group_with_card
+
+
+def receipt_url(round, group) -> str:
+    return reverse("receipt", kwargs={"slug": round.slug, "group_slug": group.slug})
+
+
+def test_admins_see_the_whole_receipt(client, delivered, group_admin):
+    round, group = delivered
+    payment = Payment.objects.get(round=round, group=group)
+    client.force_login(group_admin)
+
+    html = client.get(receipt_url(round, group)).content.decode()
+
+    assert "$50.00" in html  # the bid and the hold
+    assert "$12.34" in html  # the price
+    assert "the welfare your group's participation cost the other groups" in html
+    assert "$40.00" in html  # promised value: 0.8 x bid
+    assert "$35.00" in html  # delivered value: 0.7 x bid
+    assert payment.stripe_payment_intent_id in html
+    assert "window.print()" in html
+
+
+def test_members_see_the_price_but_never_the_bid(client, delivered):
+    round, group = delivered
+    member = make_user()
+    group.memberships.create(user=member, role="member")
+    client.force_login(member)
+
+    html = client.get(receipt_url(round, group)).content.decode()
+
+    assert "$12.34" in html
+    assert "$50.00" not in html and "$40.00" not in html and "$35.00" not in html
+    assert Payment.objects.get(round=round, group=group).stripe_payment_intent_id not in html
+
+
+def test_the_receipt_is_a_404_for_outsiders_and_staff(client, delivered):
+    round, group = delivered
+    for user in (make_user(), make_user(staff=True)):
+        client.force_login(user)
+        assert client.get(receipt_url(round, group)).status_code == 404
+
+
+def test_staff_see_held_captured_released_and_revenue_against_the_job_cost(client, delivered, settings):
+    round, group = delivered
+    settings.BILLING_GPU_COST_PER_HOUR_CENTS = 300
+    now = timezone.now()
+    TrainingJob.objects.create(round=round, status="succeeded", started_at=now - timedelta(hours=2), finished_at=now)
+    client.force_login(make_user(staff=True))
+
+    html = client.get(reverse("staff_round_billing", kwargs={"slug": round.slug})).content.decode()
+
+    assert 'data-testid="total-captured">$12.34' in html
+    assert 'data-testid="total-released">$37.66' in html
+    assert 'data-testid="job-cost">$6.00' in html
+    assert 'data-testid="margin">$6.34' in html
+
+
+def test_staff_do_not_see_held_amounts_while_bidding_is_open(client, group_with_card, group_admin):
+    round = make_round()
+    bid_place(user=group_admin, group=group_with_card, round=round, amount_cents=5_000)
+    client.force_login(make_user(staff=True))
+    html = client.get(reverse("staff_round_billing", kwargs={"slug": round.slug})).content.decode()
+    assert "$50.00" not in html and "Sealed until bidding closes" in html
+
+
+def test_the_staff_overview_is_a_404_for_everyone_else(client, delivered, group_admin):
+    round, _ = delivered
+    client.force_login(group_admin)
+    assert client.get(reverse("staff_round_billing", kwargs={"slug": round.slug})).status_code == 404

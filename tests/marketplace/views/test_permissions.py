@@ -1,0 +1,277 @@
+"""Who may see or change a group's data: one table of every page and endpoint that touches it, checked for five viewers.
+
+Each row says, per viewer, "ok" (allowed), "denied" (403 or 404), "404", "login" (sent to the login page), "401" (API
+without a token) or None (allowed or refused by rules its own tests pin, e.g. an admin's POST without form data).
+Whatever the outcome, a response never shows the bid amount to anyone but the group's admins, and never shows the
+group's name to someone outside the group; a refused request changes nothing. Rows whose URL name does not resolve yet
+are skipped, so a page is covered as soon as it exists.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.shortcuts import resolve_url
+from django.test import Client
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+
+from marketplace.accounts.tokens import api_token_create
+from marketplace.models import Bid, Invitation, Membership, PreferenceGroup, PreferenceSubmission, Round
+from tests.factories import make_bid, make_round
+from tests.personas import GROUP_NAME, ROLES
+from training.services.submissions import preferences_submit
+
+pytestmark = pytest.mark.django_db
+
+AMOUNT_CENTS = 98_765
+AMOUNT_STRINGS = ("987.65", "98765", "98,765")
+
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    kwargs: Callable[[dict], dict]
+    expect: dict[str, str | None]
+    method: str = "get"
+    data: Callable[[dict], Any] | None = None
+    api_path: Callable[[dict], str] | None = None  # set for API endpoints instead of `name`
+    staff_sees_group: bool = False  # pages the lead opened to operators (reward models)
+    id: str = field(default="")
+
+    @property
+    def label(self) -> str:
+        return self.id or f"{self.method.upper()} {self.name}"
+
+
+def group_kw(w):
+    return {"slug": w["group"].slug}
+
+
+def round_group_kw(w):
+    return {"slug": w["round"].slug, "group_slug": w["group"].slug}
+
+
+def delivered_round_group_kw(w):
+    return {"slug": w["delivered"].slug, "group_slug": w["group"].slug}
+
+
+def round_kw(w):
+    return {"slug": w["round"].slug}
+
+
+def member_kw(w):
+    return {"slug": w["group"].slug, "membership_id": w["member_membership"].pk}
+
+
+def invitation_kw(w):
+    return {"slug": w["group"].slug, "invitation_id": w["invitation"].pk}
+
+
+def api(path: str):
+    return lambda w: "/api" + path.format(round=w["round"].slug, group=w["group"].slug)
+
+
+# Shorthands for the common shapes of a row.
+GROUP_PAGE = {"anonymous": "login", "outsider": "404", "member": "ok", "admin": "ok", "staff": "404"}
+ADMIN_PAGE = {"anonymous": "login", "outsider": "404", "member": "denied", "admin": "ok", "staff": "404"}
+ADMIN_ACTION = {"anonymous": "login", "outsider": "404", "member": "denied", "admin": None, "staff": "404"}
+MEMBER_ACTION = {"anonymous": "login", "outsider": "404", "member": None, "admin": None, "staff": "404"}
+STAFF_PAGE = {"anonymous": "login", "outsider": "404", "member": "404", "admin": "404", "staff": "ok"}
+STAFF_ACTION = {"anonymous": "login", "outsider": "404", "member": "404", "admin": "404", "staff": None}
+PUBLIC = dict.fromkeys(ROLES, "ok")
+API_ANYONE = {"anonymous": "401", "outsider": "ok", "member": "ok", "admin": "ok", "staff": "ok"}
+API_GROUP = {"anonymous": "401", "outsider": "404", "member": "ok", "admin": "ok", "staff": "404"}
+API_ADMIN_ACTION = {"anonymous": "401", "outsider": "404", "member": "denied", "admin": None, "staff": "404"}
+
+RUBRIC_FORM = {"kind": "rubric", "phrases": "kind words, 1"}
+
+ROUTES = [
+    # site-core: the group's own pages
+    Route("group_detail", group_kw, GROUP_PAGE),
+    Route("group_members", group_kw, GROUP_PAGE),
+    Route("group_rounds", group_kw, GROUP_PAGE),
+    Route("group_preferences", group_kw, GROUP_PAGE),
+    Route("group_invitations", group_kw, ADMIN_PAGE),
+    Route("group_settings", group_kw, ADMIN_PAGE),
+    Route("group_settings", group_kw, ADMIN_ACTION, method="post", data=lambda w: {"name": "Renamed", "description": ""}),
+    Route("group_invitations", group_kw, ADMIN_ACTION, method="post", data=lambda w: {"email": "new@example.com", "role": "member"}),
+    Route("membership_promote", member_kw, ADMIN_ACTION, method="post"),
+    Route("membership_demote", member_kw, ADMIN_ACTION, method="post"),
+    Route("membership_remove", member_kw, ADMIN_ACTION, method="post"),
+    Route("invitation_revoke", invitation_kw, ADMIN_ACTION, method="post"),
+    Route("group_leave", group_kw, MEMBER_ACTION, method="post"),
+    # billing: the card and receipts
+    Route("group_billing", group_kw, {**ADMIN_PAGE, "member": None}),
+    Route("group_billing_setup", group_kw, ADMIN_ACTION, method="post"),
+    Route("group_billing_card", group_kw, ADMIN_ACTION, method="post", data=lambda w: {"payment_method_id": "pm_card_visa"}),
+    Route("receipt", delivered_round_group_kw, {**ADMIN_PAGE, "member": None, "admin": None}),
+    Route("staff_round_billing", round_kw, STAFF_PAGE),
+    # training: the group's reward model and labelling
+    Route("group_reward_model", round_group_kw, {**GROUP_PAGE, "staff": "ok"}, staff_sees_group=True),
+    Route("group_label", round_group_kw, GROUP_PAGE),
+    # rounds: public pages, the group's preferences and bid, the staff pages
+    Route("round_list", lambda w: {}, PUBLIC),
+    Route("round_detail", round_kw, PUBLIC),
+    Route("preferences_edit", round_group_kw, GROUP_PAGE),
+    Route("candidates_csv", round_group_kw, GROUP_PAGE),
+    Route("preferences_edit", round_group_kw, {**GROUP_PAGE, "member": "ok", "admin": "ok"}, method="post", data=lambda w: RUBRIC_FORM),
+    Route("bid_edit", round_group_kw, GROUP_PAGE),
+    Route("bid_edit", round_group_kw, ADMIN_ACTION, method="post", data=lambda w: {"amount": "1.00"}),
+    Route("bid_withdraw", round_group_kw, ADMIN_ACTION, method="post"),
+    Route("staff_round_list", lambda w: {}, STAFF_PAGE),
+    Route("staff_round_new", lambda w: {}, STAFF_PAGE),
+    Route("staff_round_detail", round_kw, STAFF_PAGE),
+    Route("staff_round_edit", round_kw, STAFF_PAGE),
+    Route("staff_round_close", round_kw, STAFF_ACTION, method="post"),
+    Route("staff_round_cancel", round_kw, STAFF_ACTION, method="post"),
+    Route("staff_round_resume", round_kw, STAFF_ACTION, method="post"),
+    Route("staff_round_open", lambda w: {"slug": w["draft"].slug}, STAFF_ACTION, method="post"),
+    # the JSON API
+    Route("api_rounds", None, API_ANYONE, api_path=api("/rounds")),
+    Route("api_round", None, API_ANYONE, api_path=api("/rounds/{round}")),
+    Route("api_groups", None, API_ANYONE, api_path=api("/groups")),
+    Route("api_preferences", None, API_GROUP, api_path=api("/rounds/{round}/groups/{group}/preferences")),
+    Route(
+        "api_preferences",
+        None,
+        API_GROUP,
+        method="post",
+        data=lambda w: {"kind": "rubric", "phrases": [{"phrase": "kind words", "weight": 1}]},
+        api_path=api("/rounds/{round}/groups/{group}/preferences"),
+    ),
+    Route("api_bid", None, API_GROUP, api_path=api("/rounds/{round}/groups/{group}/bid")),
+    Route("api_bid", None, API_ADMIN_ACTION, method="put", data=lambda w: {"amount_cents": 100}, api_path=api("/rounds/{round}/groups/{group}/bid")),
+    Route("api_bid", None, API_ADMIN_ACTION, method="delete", api_path=api("/rounds/{round}/groups/{group}/bid")),
+]
+
+
+@pytest.fixture
+def world(cast):
+    """The cast's group (alice admin, bob member) with an open round, a delivered one and a draft, both rounds bid
+    on, a rubric submitted and an invitation pending; each role is played by its persona (tests/personas.py)."""
+    admin, member, group = cast.alice, cast.bob, cast.group
+    round = make_round()
+    delivered = make_round(status=Round.Status.DELIVERED, closes_at=timezone.now() - timedelta(hours=1))
+    make_bid(round=round, group=group, amount_cents=AMOUNT_CENTS)
+    make_bid(round=delivered, group=group, amount_cents=AMOUNT_CENTS)
+    preferences_submit(user=member, group=group, round=round, kind="rubric", payload={"phrases": [{"phrase": "x", "weight": 1}]})
+    invitation = Invitation.objects.create(
+        group=group, email="invitee@example.com", token_hash="f" * 64, invited_by=admin, expires_at=timezone.now() + timedelta(days=1)
+    )
+    return {
+        "cast": cast,
+        "group": group,
+        "round": round,
+        "delivered": delivered,
+        "draft": make_round(status=Round.Status.DRAFT),
+        "invitation": invitation,
+        "member_membership": Membership.objects.get(group=group, user=member),
+    }
+
+
+def snapshot() -> tuple:
+    """Everything a refused request must leave as it was."""
+    return (
+        list(Membership.objects.order_by("pk").values_list("pk", "user_id", "role")),
+        list(PreferenceGroup.objects.order_by("pk").values_list("pk", "name", "description")),
+        list(Invitation.objects.order_by("pk").values_list("pk", "status")),
+        list(Bid.objects.order_by("pk").values_list("pk", "amount_cents", "status")),
+        list(PreferenceSubmission.objects.order_by("pk").values_list("pk", "version")),
+        list(Round.objects.order_by("pk").values_list("pk", "status")),
+    )
+
+
+def request(route: Route, w: dict, role: str):
+    client = Client()
+    user = w["cast"].as_role(role)
+    headers = {}
+    if route.api_path is not None:
+        path = route.api_path(w)
+        if user is not None:
+            headers["Authorization"] = f"Bearer {api_token_create(user=user, name='matrix')[1]}"
+        data = route.data(w) if route.data else None
+        if route.method == "get":
+            return client.get(path, headers=headers)
+        body = json.dumps(data) if data is not None else ""
+        return getattr(client, route.method)(path, body, content_type="application/json", headers=headers)
+    try:
+        path = reverse(route.name, kwargs=route.kwargs(w))
+    except NoReverseMatch:
+        pytest.skip(f"{route.name} does not resolve yet")
+    if user is not None:
+        client.force_login(user)
+    data = route.data(w) if route.data else {}
+    return client.get(path) if route.method == "get" else client.post(path, data)
+
+
+CASES = [pytest.param(route, role, id=f"{route.label}-{role}") for route in ROUTES for role in ROLES]
+
+
+@pytest.mark.parametrize("route,role", CASES)
+def test_the_permission_matrix(world, route, role, localstripe_if_billing):
+    expected = route.expect[role]
+    before = snapshot()
+    response = request(route, world, role)
+    status = response.status_code
+    body = response.content.decode(errors="replace")
+
+    assert status < 500, f"{route.label} as {role}: {status}"
+    if expected == "ok":
+        assert status in (200, 201, 204) or (status == 302 and not _to_login(response)), f"{route.label} as {role}: {status}"
+    elif expected == "denied":
+        assert status in (403, 404), f"{route.label} as {role}: {status}"
+    elif expected == "404":
+        assert status == 404, f"{route.label} as {role}: {status}"
+    elif expected == "401":
+        assert status == 401, f"{route.label} as {role}: {status}"
+    elif expected == "login":
+        assert status == 302 and _to_login(response), f"{route.label} as {role}: {status}"
+
+    refused = status in (401, 403, 404) or (status == 302 and _to_login(response))
+    if refused:
+        assert snapshot() == before, f"{route.label} as {role} was refused but changed data"
+    if role != "admin" or refused:
+        for amount in AMOUNT_STRINGS:
+            assert amount not in body, f"{route.label} as {role} shows the bid amount"
+    outside_group = role in ("anonymous", "outsider") or (role == "staff" and not route.staff_sees_group)
+    if outside_group or refused and role not in ("member", "admin"):
+        assert GROUP_NAME not in body, f"{route.label} as {role} shows the group's name"
+        assert GROUP_NAME not in response.get("Location", "")
+
+
+def _to_login(response) -> bool:
+    return response.status_code == 302 and response["Location"].startswith(resolve_url(settings.LOGIN_URL))
+
+
+@pytest.fixture
+def localstripe_if_billing(request):
+    """Billing pages talk to Stripe; start localstripe only for the rows that need it."""
+    route = request.node.callspec.params["route"]
+    if route.name.startswith(("group_billing", "receipt", "staff_round_billing")):
+        request.getfixturevalue("localstripe")
+
+
+def test_the_matrix_covers_every_group_url_that_exists():
+    """A new page under a group must be added to the table above, or this fails."""
+    from django.urls import get_resolver
+
+    covered = {r.name for r in ROUTES}
+    group_urls = set()
+
+    def walk(patterns, prefix=""):
+        for p in patterns:
+            if hasattr(p, "url_patterns"):
+                walk(p.url_patterns, prefix + str(p.pattern))
+            elif p.name and ("<slug:group_slug>" in prefix + str(p.pattern) or (prefix + str(p.pattern)).startswith("groups/<")):
+                group_urls.add(p.name)
+
+    walk(get_resolver().url_patterns)
+    assert group_urls - covered == set()
