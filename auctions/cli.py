@@ -1,7 +1,8 @@
 """Command line: ``python -m auctions solve FILE`` and ``python -m auctions lab FILE --group ID --out DIR``.
 
 FILE is a schema-v1 instance (see auctions.schema); ``-`` reads standard input. Invalid input exits with status 2
-and one line on standard error; no traceback ever reaches the user.
+and one line on standard error; no traceback ever reaches the user. The advertising subcommands (``segment``,
+``token``, ``summary``, ``ads-lab``) are registered by auctions.ads.cli, which documents their JSON.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+from auctions.ads.cli import register as register_ads
 from auctions.mechanism import Instance, MechanismError, solve
 from auctions.schema import instance_from_json, result_to_json
 
@@ -80,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     lab_p.add_argument("--other", default=None, help="group to mix rewards with (default: the highest other bid)")
     lab_p.add_argument("--points", type=int, default=41, help="points per sweep (default 41)")
     lab_p.set_defaults(run=_lab)
+    register_ads(sub, read_json=_read_json)
     return parser
 
 
