@@ -55,7 +55,7 @@ SITE_TYPED := marketplace/core marketplace/accounts marketplace/groups marketpla
 lint: install
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports
-	$(PY) -m mypy auctions training/lib
+	$(PY) -m mypy auctions training/lib economics
 	$(PY) -m mypy --config-file mypy-site.toml $(SITE_TYPED)
 
 bench-auction: install
