@@ -25,9 +25,11 @@ __all__ = [
     "Instance",
     "MechanismError",
     "Outcome",
+    "ReferencePoints",
     "make_instance",
     "normalise_scores",
     "payments_to_cents",
+    "reference_points",
     "solve",
     "true_utility",
 ]
@@ -45,6 +47,28 @@ _UNDERFLOW = 1e-200
 _NEGLIGIBLE = 1e-250
 # Below this rate |a (E[s] - s)| < 0.1 for shifted rewards in [0, 1], the range of the Taylor form.
 _SERIES_RATE = 0.09
+# Below this rate the exp form cannot pass its own bound: a prompt's KL is at most a² / 8 (Hoeffding's lemma for
+# rewards in [0, 1]), so 4 ulps of 1 exceed 1e-10 of it. Those groups always take the expm1 form.
+_EXPM1_RATE = float(np.sqrt(8.0 * _FAST_PATH_ULPS * _EPS / _FAST_PATH_REL))
+
+
+def _exp_is_vectorised() -> bool:
+    """Whether numpy's float64 ``exp`` runs its own AVX-512 kernel here (several times faster than ``expm1``).
+
+    Elsewhere both are the C library's scalar functions and ``expm1`` is the faster of the two on the small
+    arguments of low-rate groups. Either answer gives the same payments to the fast path's accuracy bound.
+    """
+    try:
+        from numpy.lib.introspect import opt_func_info
+
+        current = opt_func_info(func_name="^exp$", signature="float64")["exp"]["dd"]["current"]
+    except Exception:  # an older or newer numpy without this (experimental) introspection: assume scalar
+        return False
+    return "X86_V4" in current or "AVX512" in current
+
+
+# Groups below this rate take the expm1 form in the first pass, the rest exp (see _exp_is_vectorised).
+_SPLIT_RATE = _EXPM1_RATE if _exp_is_vectorised() else 1.0
 
 
 class MechanismError(ValueError):
@@ -303,22 +327,31 @@ def solve(instance: Instance, *, payments: bool = True) -> Outcome:
 
     1. Aggregate: S(x, k) = Σ_i w_i s_i(x, k) in one matrix-vector product over the (P, n, K) tensor; the shift
        lowers R by the per-prompt constant B(x) = Σ_i w_i low_i(x).
-    2. Partition function, centred: with c(x) = E_q0[S]/λ and v = S/λ - c, log E_q0[exp v] =
-       log1p(E_q0[φ(v)]), φ(u) = e^u - 1 - u >= 0, summed in log space (no cancellation, no overflow).
-       log Z = B/λ + c + that; q* = q0 exp(v - that); ASW = Σ μ (E_q0[R] + λ log1p(...)).
-    3. Expected rewards E_q*[r_i] for all groups: one batched matrix-vector product.
-    4. Payments, fast path: one exponential per tensor element. The leave-one-out identity
+    2. Policy, measured from each prompt's best candidate: t_k = log q0_k + (S_k - max S) / λ, then
+       log q*_k = t_k - max t - log Σ exp(t - max t) (logsumexp). The money difference S_k - max S is formed before
+       dividing by λ, so the exponents of the candidates that carry mass are small numbers however large S / λ
+       is, and base log-weights never vanish below the rounding of S / λ.
+    3. Partition function and welfare, centred on the base mean: with c(x) = E_q0[S]/λ and v = S/λ - c,
+       log E_q0[exp v] = log1p(E_q0[φ(v)]), φ(u) = e^u - 1 - u >= 0, summed in log space (no cancellation, no
+       overflow). log Z = B/λ + c + that; ASW = Σ μ (E_q0[R] + λ log1p(...)). KL(q* || q0) per prompt is
+       E_q*[v] - log1p(...) when v is small (both terms ~ Var, relative-accurate) or E_q*[log q* - log q0] when
+       it is large, whichever has the smaller rounding bound.
+    4. Expected rewards E_q*[r_i] for all groups: one batched matrix-vector product.
+    5. Payments, fast path: one exponential per tensor element. The leave-one-out identity
        log Z_-i = log Z + log E_q*[exp(-a_i s_i)] gives KL_i(x) = a_i E_q*[s_i] + log E_q*[exp(-a_i s_i)]; the
-       exponent is <= 0, so nothing overflows. Groups with a_i < 1 use T = E_q*[expm1(-a_i s_i)] and log1p(T),
-       which keeps both terms relative-accurate when they nearly cancel (KL ~ a² Var against terms ~ a E[s]);
-       groups with a_i >= 1 (stored last, a contiguous slice) use exp.
-    5. Each group carries a bound on its fast-path rounding: 4 ulps of (1 + e) a_i Σ μ E_q*[s_i] when a_i < 1,
-       of 1 + a_i Σ μ E_q*[s_i] otherwise (the worst seen on random instances is 2.5 ulps). Groups whose bound
-       exceeds 1e-10 of their KL, or with a row whose E_q*[exp(-a s)] fell below 1e-200, are recomputed exactly
-       as KL = log1p(E_q*[φ(a_i (E_q*[s_i] - s_i))]) (every term >= 0): by its Taylor series when a_i < 0.09, else
+       exponent is <= 0, so nothing overflows. Groups with a_i below a split rate use T = E_q*[expm1(-a_i s_i)]
+       and log1p(T), which keeps both terms relative-accurate when they nearly cancel (KL ~ a² Var against terms
+       ~ a E[s]); the rest use exp. The split is 1 where numpy's exp is the C library's (expm1 is then the faster
+       of the two on small arguments) and 0.0084 where numpy vectorises exp (AVX-512): below 0.0084 the exp form
+       could never pass its bound. Steps 1, 2, 4 and 5 share one cache-blocked pass over the tensor.
+    6. Each group carries a bound on its fast-path rounding: 4 ulps of (1 + e) a_i Σ μ E_q*[s_i] in the expm1
+       form, of 1 + a_i Σ μ E_q*[s_i] in the exp form (the worst seen on random instances is 2.5 ulps). Groups
+       whose bound exceeds 1e-10 of their KL, or with a row whose E_q*[exp(-a s)] fell below 1e-200, are
+       recomputed: in the expm1 form first if they took exp with a_i < 1; if still weak, exactly as
+       KL = log1p(E_q*[φ(a_i (E_q*[s_i] - s_i))]) (every term >= 0), by its Taylor series when a_i < 0.09, else
        in log space. Accurate to a few ulps for any a_i from 0 to 1e15, and exactly 0 for a constant report or a
        zero bid.
-    6. p_i = λ Σ μ KL_i, clamped into [0, value_i] against rounding only (a violation beyond rounding raises).
+    7. p_i = λ Σ μ KL_i, clamped into [0, value_i] against rounding only (a violation beyond rounding raises).
 
     ``payments=False`` runs the same allocation and charges nothing (the no-payment mechanism of the lab).
     """
@@ -331,30 +364,26 @@ def solve(instance: Instance, *, payments: bool = True) -> Outcome:
     valid = np.isfinite(log_q0)
     q0 = np.exp(log_q0)
 
-    # 1-2. Aggregate and partition function.
-    agg = np.matmul(w, shifted) if w.size else np.zeros_like(q0)  # (P, K)
+    n = w.shape[0]
+    split = int(np.searchsorted(a, _SPLIT_RATE))
     base_shift = pk.low @ w if w.size else np.zeros(len(mu))  # (P,)
+    if payments and n:
+        # 1-2, 4-5 in one cache-blocked pass over the tensor.
+        agg, log_q, q, mean_shifted, moment = _moments(shifted, w, log_q0, lam, split)
+    else:
+        agg = _aggregate(w, shifted)  # (P, K)
+        log_q, q = _policy(log_q0, agg, lam)
+        mean_shifted, moment = np.matmul(shifted, q[:, :, None])[:, :, 0], None  # (P, n)
+
+    # 3. Partition function, welfare and KL from the base.
     mean_agg = np.einsum("pk,pk->p", q0, agg)  # E_q0[S], money
     centre = mean_agg / lam
     v = np.where(valid, agg / lam - centre[:, None], 0.0)
     log_mgf = log1p_mean_phi(log_q0, v)  # log E_q0[exp v]
-    log_q = log_q0 + v - log_mgf[:, None]
-    q = np.exp(log_q)
-    # Masses below 1e-250 cannot move any expectation, and subnormal numbers make every later pass slow.
-    q[q < _NEGLIGIBLE] = 0.0
-    q /= q.sum(axis=1, keepdims=True)
     log_partition = base_shift / lam + centre + log_mgf
     welfare = float(mu @ (base_shift + mean_agg + lam * log_mgf))
-    kl_rows = np.maximum(np.einsum("pk,pk->p", q, v) - log_mgf, 0.0)
-    kl_to_base = float(mu @ kl_rows)
+    kl_to_base = float(mu @ _kl_to_base_rows(q, log_q, log_q0, v, log_mgf))
 
-    # 3-4. Expected rewards and, with payments, the leave-one-out moments, in one cache-blocked pass.
-    n = w.shape[0]
-    split = int(np.searchsorted(a, 1.0))
-    if payments and n:
-        mean_shifted, moment = _moments(shifted, q, a, split)
-    else:
-        mean_shifted, moment = np.matmul(shifted, q[:, :, None])[:, :, 0], None  # (P, n)
     mean_total = mu @ mean_shifted
     # Means of numbers in [0, 1] can round an ulp outside it; clip so that value <= bid holds exactly.
     expected_reward = np.clip(mu @ pk.low + mean_total, 0.0, 1.0)
@@ -365,8 +394,7 @@ def solve(instance: Instance, *, payments: bool = True) -> Outcome:
         payment = _clamp_payments(payment, value, lam, w)
     else:
         payment = np.zeros(n)
-    unsort = np.empty(n, dtype=np.intp)
-    unsort[pk.order] = np.arange(n)
+    unsort = _unsort(pk.order)
     expected_reward, value, payment = expected_reward[unsort], value[unsort], payment[unsort]
 
     _readonly(q)  # its row views below inherit read-only
@@ -384,35 +412,109 @@ def solve(instance: Instance, *, payments: bool = True) -> Outcome:
     )
 
 
+def _unsort(order: np.ndarray) -> np.ndarray:
+    unsort = np.empty(order.shape[0], dtype=np.intp)
+    unsort[order] = np.arange(order.shape[0])
+    return unsort
+
+
+def _aggregate(w: np.ndarray, shifted: np.ndarray) -> np.ndarray:
+    """S(x, k) = Σ_i w_i s_i(x, k), shape (P, K); zero without groups (and on padding candidates)."""
+    if not w.size:
+        return np.zeros((shifted.shape[0], shifted.shape[2]))
+    return np.matmul(w, shifted)
+
+
+def _policy(log_q0: np.ndarray, agg: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndarray]:
+    """log q* and q* per prompt, both (P, K), measured from each prompt's best candidate (step 2 of solve).
+
+    ``log_q`` is exact to a few ulps of the base log-weights' spread plus 750 nats for every candidate that carries
+    mass, however large S / λ is (the resolution of S itself aside). ``q`` has masses below 1e-250 set to 0 (they
+    cannot move any expectation, and subnormal numbers make every later pass slow) and is renormalised.
+    """
+    # Padding candidates have S = 0 <= every real S (w, s >= 0), so the row maximum is a real candidate's.
+    top = agg.max(axis=1, keepdims=True)
+    t = log_q0 + (agg - top) / lam  # -inf on padding
+    t -= t.max(axis=1, keepdims=True)
+    log_q = t - np.log(np.exp(t).sum(axis=1, keepdims=True))
+    q = np.exp(log_q)
+    q[q < _NEGLIGIBLE] = 0.0
+    q /= q.sum(axis=1, keepdims=True)
+    return log_q, q
+
+
+def _kl_to_base_rows(
+    q: np.ndarray, log_q: np.ndarray, log_q0: np.ndarray, v: np.ndarray, log_mgf: np.ndarray
+) -> np.ndarray:
+    """KL(q*(.|x) || q0(.|x)) per prompt, from whichever of two exact forms rounds less on that prompt.
+
+    Centred: E_q*[v] - log E_q0[exp v], its rounding a few ulps of E_q*|v| + log E_q0[exp v] (best when v is
+    small: both terms are ~ Var and the difference keeps its relative accuracy). Direct: E_q*[log q* - log q0],
+    its rounding a few ulps of E_q*[|log q*| + |log q0|] (best when S / λ is huge and the centred terms cancel).
+    """
+    valid = np.isfinite(log_q0)
+    centred = np.einsum("pk,pk->p", q, v) - log_mgf
+    with np.errstate(invalid="ignore"):
+        log_ratio = np.where(valid, log_q - log_q0, 0.0)
+        direct = np.einsum("pk,pk->p", q, log_ratio)
+        scale_direct = np.einsum("pk,pk->p", q, np.where(valid, np.abs(log_q) + np.abs(log_q0), 0.0))
+    scale_centred = np.einsum("pk,pk->p", q, np.abs(v)) + log_mgf
+    return np.maximum(np.where(scale_centred <= scale_direct, centred, direct), 0.0)
+
+
 # Prompts per block in _moments: about 2 MB of float64 per block keeps each block in cache between its passes.
 _BLOCK_ELEMENTS = 1 << 18
 
 
-def _moments(shifted: np.ndarray, q: np.ndarray, a: np.ndarray, split: int) -> tuple[np.ndarray, np.ndarray]:
-    """E_q*[s_i] and the payment moments for every prompt and group, both (P, n), in one pass over the tensor.
+def _blocks(shape: tuple[int, ...]) -> range:
+    """Start indices of the prompt blocks of a (P, n, K) tensor (see _BLOCK_ELEMENTS)."""
+    n_prompts, n, k = shape
+    return range(0, n_prompts, max(1, _BLOCK_ELEMENTS // max(1, n * k)))
 
-    The moment is E_q*[expm1(-a_i s_i)] for the first ``split`` groups (a_i < 1) and E_q*[exp(-a_i s_i)] for the
-    rest. The tensor is walked in blocks of prompts small enough to stay in cache, so each element is read from
-    memory once for the mean, the scaling, the exponential and the weighted sum.
+
+def _moments(
+    shifted: np.ndarray, w: np.ndarray, log_q0: np.ndarray, lam: float, split: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 1, 2, 4 and 5's moments of :func:`solve` in one pass over the tensor: S, log q*, q*, E_q*[s_i] and
+    the payment moments, the last two (P, n).
+
+    The moment is E_q*[expm1(-a_i s_i)] for the first ``split`` groups (a_i < _SPLIT_RATE) and E_q*[exp(-a_i s_i)]
+    for the rest. q* on a prompt depends only on that prompt's aggregate, so the tensor is walked in blocks of
+    prompts small enough to stay in cache and each element is read from memory once, for the aggregate, the mean,
+    the scaling, the exponential and the weighted sum.
     """
     n_prompts, n, k = shifted.shape
-    block = max(1, _BLOCK_ELEMENTS // max(1, n * k))
-    rate = np.repeat(-a, k)[None, :]  # -a_i for each (group, candidate) column of a (P, n*K) view
+    starts = _blocks(shifted.shape)
+    rate = np.repeat(-w / lam, k)[None, :]  # -a_i for each (group, candidate) column of a (P, n*K) view
     flat = shifted.reshape(n_prompts, n * k)
+    agg = np.empty((n_prompts, k))
+    log_q = np.empty((n_prompts, k))
+    q = np.empty((n_prompts, k))
     mean = np.empty((n_prompts, n, 1))
     moment = np.empty((n_prompts, n, 1))
-    buf = np.empty((min(block, n_prompts), n * k))
+    buf = np.empty((min(starts.step, n_prompts), n * k))
     cut = split * k
-    for start in range(0, n_prompts, block):
-        stop = min(n_prompts, start + block)
+    for start in starts:
+        stop = min(n_prompts, start + starts.step)
+        block = shifted[start:stop]
+        np.matmul(w, block, out=agg[start:stop])
+        log_q[start:stop], q[start:stop] = _policy(log_q0[start:stop], agg[start:stop], lam)
         weights = q[start:stop, :, None]
-        np.matmul(shifted[start:stop], weights, out=mean[start:stop])
+        np.matmul(block, weights, out=mean[start:stop])
         work = buf[: stop - start]
         np.multiply(flat[start:stop], rate, out=work)
-        np.expm1(work[:, :cut], out=work[:, :cut])
+        if cut:
+            np.expm1(work[:, :cut], out=work[:, :cut])
         np.exp(work[:, cut:], out=work[:, cut:])
         np.matmul(work.reshape(stop - start, n, k), weights, out=moment[start:stop])
-    return mean[:, :, 0], moment[:, :, 0]
+    return agg, log_q, q, mean[:, :, 0], moment[:, :, 0]
+
+
+def _group_slice(shifted: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """shifted[:, groups, :], as a view when the (sorted) indices are one contiguous run."""
+    if groups[-1] - groups[0] + 1 == groups.size:
+        return shifted[:, groups[0] : groups[-1] + 1, :]
+    return np.take(shifted, groups, axis=1)
 
 
 def _kl_totals(
@@ -426,27 +528,40 @@ def _kl_totals(
     mu: np.ndarray,
     split: int,
 ) -> np.ndarray:
-    """Σ_x μ(x) KL(q*(.|x) || q_-i(.|x)) for every group, shape (n,) (steps 4-5 of :func:`solve`).
+    """Σ_x μ(x) KL(q*(.|x) || q_-i(.|x)) for every group, shape (n,) (steps 5-6 of :func:`solve`).
 
-    Groups are stored by increasing bid; for those before ``split`` (a_i < 1) ``moment`` is E_q*[expm1(-a s)],
-    for the rest E_q*[exp(-a s)]. ``mean_total`` is Σ_x μ(x) E_q*[s_i].
+    Groups are stored by increasing bid; for those before ``split`` ``moment`` is E_q*[expm1(-a s)], for the rest
+    E_q*[exp(-a s)]. ``mean_total`` is Σ_x μ(x) E_q*[s_i].
     """
     n = a.shape[0]
     total = a * mean_total
     bound = np.empty(n)  # rounding bound of the fast path, in ulps (before the _FAST_PATH_ULPS factor)
-    # a < 1: E[exp(-a s)] >= e^-1, no underflow. |log1p(T)| and a E[s] are both <= a E[s], and the rounding of
-    # log1p(T) is relative to T / (1 + T) <= e a E[s]: the bound is (1 + e) a Σ μ E[s].
+    # expm1 form: |log1p(T)| and a E[s] are both <= a E[s], and the rounding of log1p(T) is relative to
+    # T / (1 + T) <= e a E[s]: the bound is (1 + e) a Σ μ E[s].
     total[:split] += mu @ np.log1p(moment[:, :split])
     bound[:split] = (1.0 + np.e) * a[:split] * mean_total[:split]
+    # exp form: log E is accurate to a few ulps absolute (E in (0, 1], rounded relative), a E[s] to a few ulps
+    # of itself: the bound is 1 + a Σ μ E[s].
+    high = moment[:, split:]
+    underflow = ~(high >= _UNDERFLOW)
+    with np.errstate(divide="ignore"):
+        total[split:] += mu @ np.log(np.where(underflow, 1.0, high))
+    bound[split:] = 1.0 + a[split:] * mean_total[split:]
     weak = np.zeros(n, dtype=bool)
-    if split < n:
-        high = moment[:, split:]
-        underflow = ~(high >= _UNDERFLOW)
-        with np.errstate(divide="ignore"):
-            total[split:] += mu @ np.log(np.where(underflow, 1.0, high))
-        bound[split:] = 1.0 + a[split:] * mean_total[split:]
-        weak[split:] = underflow.any(axis=0)
+    weak[split:] = underflow.any(axis=0)
     weak |= bound * (_FAST_PATH_ULPS * _EPS) > _FAST_PATH_REL * total
+    if not weak.any():
+        return total
+    # Weak groups of the exp form with a < 1 (no underflow there: E >= e^-1) get a second try in the expm1 form.
+    small = np.flatnonzero(weak & (a < 1.0))
+    small = small[small >= split]
+    if small.size:
+        work = _group_slice(shifted, small) * (-a[small])[None, :, None]
+        np.expm1(work, out=work)
+        t = np.matmul(work, q[:, :, None])[:, :, 0]
+        total[small] = a[small] * mean_total[small] + mu @ np.log1p(t)
+        bound_small = (1.0 + np.e) * a[small] * mean_total[small]
+        weak[small] = bound_small * (_FAST_PATH_ULPS * _EPS) > _FAST_PATH_REL * total[small]
     if not weak.any():
         return total
     # Weak groups with small rates have |exponent| < 0.1 everywhere: a Taylor series in linear space is exact and
@@ -506,6 +621,68 @@ def true_value(instance: Instance, outcome: Outcome, true_rewards: Sequence[np.n
         [float(q @ np.asarray(r, dtype=np.float64)) for q, r in zip(outcome.policy, true_rewards, strict=True)]
     )
     return float(true_bid) * float(instance.prompt_weights @ per_prompt)
+
+
+@dataclass(frozen=True, eq=False)
+class ReferencePoints:
+    """Rewards that frame each group's result, all Σ_x μ(x) E[r_i] on the auction's normalised scale, shape (n,).
+
+    ``base``: under the base weights q0. ``without``: C_i, under q_-i, the policy the round would train without the
+    group (its outside option). ``promised``: under q* (the same as ``Outcome.expected_reward``). The auction's
+    price obeys p_i <= w_i (promised_i - without_i); see docs/auction.md.
+    """
+
+    base: np.ndarray
+    without: np.ndarray
+    promised: np.ndarray
+
+
+# Up to this rate q_-i ∝ q* exp(-a s) is formed in linear space: exp(-a s) >= e^-200 cannot underflow, and q* masses
+# dropped below _NEGLIGIBLE weigh at most e^200 * 1e-250 < 1e-163 in q_-i. Above it, log space.
+_LINEAR_RATE = 200.0
+
+
+def reference_points(instance: Instance) -> ReferencePoints:
+    """E_q0[r_i], C_i = E_{q_-i}[r_i] and E_q*[r_i] for every group, in O(n * prompts * candidates).
+
+    No re-solve: q_-i(k|x) ∝ q*(k|x) exp(-a_i s_i(x, k)) (the leave-one-out identity of :func:`solve`), formed in
+    linear space for a_i <= 200 (blocked like the payments pass) and in log space, from log q*, above.
+    """
+    pk = instance.packed
+    lam = instance.kl_weight
+    w = instance.bids[pk.order]
+    mu = instance.prompt_weights
+    a = w / lam
+    shifted = pk.shifted
+    n_prompts, n, k = shifted.shape
+    log_q, q = _policy(pk.log_q0, _aggregate(w, shifted), lam)
+    q0 = np.exp(pk.log_q0)
+    base_means = np.matmul(shifted, q0[:, :, None])[:, :, 0]
+    promised_means = np.matmul(shifted, q[:, :, None])[:, :, 0]
+    without_means = np.empty((n_prompts, n))
+    split = int(np.searchsorted(a, _LINEAR_RATE, side="right"))
+    if split:
+        low_rate = shifted[:, :split, :]
+        for start in _blocks(shifted.shape):
+            stop = min(n_prompts, start + _blocks(shifted.shape).step)
+            block = low_rate[start:stop]
+            weights = q[start:stop, :, None]
+            tilted = np.exp(block * (-a[:split])[None, :, None])
+            norm = np.matmul(tilted, weights)[:, :, 0]
+            tilted *= block
+            without_means[start:stop, :split] = np.matmul(tilted, weights)[:, :, 0] / norm
+    if split < n:
+        high_rate = shifted[:, split:, :]
+        x = log_q[:, None, :] - a[split:][None, :, None] * high_rate
+        x -= x.max(axis=2, keepdims=True)
+        np.exp(x, out=x)
+        without_means[:, split:] = np.einsum("pik,pik->pi", x, high_rate) / x.sum(axis=2)
+    unsort = _unsort(pk.order)
+
+    def total(means: np.ndarray) -> np.ndarray:
+        return _readonly(np.clip(mu @ pk.low + mu @ means, 0.0, 1.0)[unsort])
+
+    return ReferencePoints(base=total(base_means), without=total(without_means), promised=total(promised_means))
 
 
 def normalise_scores(scores: Any) -> np.ndarray:

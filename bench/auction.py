@@ -5,13 +5,16 @@ Run: ``.venv/bin/python bench/auction.py`` (options: --sizes, --prompts, --candi
 Instances are random and seeded: bids uniform in [0, 1], rewards uniform in [0, 1], uniform base weights, and
 lambda = 0.3 * ||w||_2, about the standard deviation of the aggregate reward across candidates, so q* moves a
 moderate distance from the base (KL of a fraction of a nat) at every size. Times are the best of several repeats
-(time.perf_counter). The naive baseline is skipped, and reported as null, where its estimate exceeds a minute.
+(time.perf_counter). The naive baseline is skipped, and reported as null, where its estimate exceeds a minute. The
+header line ends with the load average (1, 5, 15 minutes) at the end of the run: on a shared machine, compare only
+runs made under similar load.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -105,7 +108,8 @@ def run(sizes: list[int], prompts: int, candidates: int, repeats: int, seed: int
         result["naive_s"].append(naive_s)
         result["floor_s"].append(floor_s)
 
-    print(f"prompts={prompts} candidates={candidates} seed={seed} repeats={repeats} (best of)")
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())  # the machine may be shared: say how busy it was
+    print(f"prompts={prompts} candidates={candidates} seed={seed} repeats={repeats} (best of) load average {load}")
     header = (
         f"{'groups':>7} {'elements':>11} {'build s':>8} {'ours ms':>9} {'floor ms':>9} {'ours/floor':>10} "
         f"{'naive s':>9} {'naive/ours':>10} {'|diff|/Σw':>12}"

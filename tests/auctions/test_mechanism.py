@@ -4,11 +4,13 @@ import numpy as np
 import pytest
 from scipy.special import logsumexp
 
+from auctions import mechanism
 from auctions.mechanism import (
     MechanismError,
     make_instance,
     normalise_scores,
     payments_to_cents,
+    reference_points,
     solve,
     true_utility,
 )
@@ -51,7 +53,18 @@ def test_it_matches_the_closed_form_on_a_two_candidate_instance() -> None:
     assert out.log_partition[0] == pytest.approx(log_z, rel=1e-14)
 
 
-def test_it_reproduces_a_high_precision_reference_from_1e_minus_6_to_1e6_lambda_and_1e9_bids() -> None:
+# The first pass takes exp for groups above _SPLIT_RATE and expm1 below; which split runs depends on whether numpy's
+# exp is vectorised on the machine, so both are tested wherever the tests run.
+SPLIT_RATES = pytest.mark.parametrize(
+    "split_rate", [1.0, mechanism._EXPM1_RATE], ids=["expm1_below_1", "exp_above_0.008"]
+)
+
+
+@SPLIT_RATES
+def test_it_reproduces_a_high_precision_reference_from_1e_minus_6_to_1e6_lambda_and_1e9_bids(
+    split_rate: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mechanism, "_SPLIT_RATE", split_rate)
     rng = np.random.default_rng(7)
     for _ in range(60):
         n = int(rng.integers(1, 4))
@@ -267,3 +280,138 @@ def test_make_instance_copies_its_input_and_freezes_the_arrays() -> None:
         inst.rewards[0][0, 0] = 0.5
     with pytest.raises(ValueError):
         inst.bids[0] = 2.0
+
+
+def test_it_keeps_the_base_weights_when_the_bid_is_1e20_times_lambda() -> None:
+    # Two candidates tie on the reward; only the base weights (0 and -1000 nats) can tell them apart.
+    inst = make_instance(
+        kl_weight=1e-8, group_ids=["g"], bids=[1e12], base_logweights=[[0.0, -1000.0, 0.0]], rewards=[[[1, 1, 0]]]
+    )
+    out = solve(inst)
+    np.testing.assert_array_equal(out.policy[0], [1.0, 0.0, 0.0])
+    assert out.kl_to_base == pytest.approx(np.log(2.0), rel=1e-14)
+    assert out.payment[0] == pytest.approx(1e-8 * np.log(2.0), rel=1e-12)
+    assert out.value[0] == 1e12
+    ref = reference(inst)
+    assert out.kl_to_base == pytest.approx(float(ref.kl_to_base), rel=1e-14)
+
+
+@pytest.mark.parametrize("ratio", [1e10, 1e12, 1e15])
+def test_it_reproduces_the_reference_at_extreme_ratios_with_spread_base_weights(ratio: float) -> None:
+    rng = np.random.default_rng(int(np.log10(ratio)))
+    for _ in range(10):
+        n, k = 3, 5
+        bids = rng.integers(1, 1000, n) * 2.0**-10  # dyadic, so the aggregate is exact
+        rewards = rng.integers(0, 5, (n, k)) / 4.0
+        rewards[:, 1] = rewards[:, 0]  # a tie the base weights must break
+        inst = make_instance(
+            kl_weight=float(bids.sum() / ratio),
+            group_ids=["a", "b", "c"],
+            bids=bids,
+            base_logweights=[rng.uniform(-1000.0, 0.0, k)],
+            rewards=[rewards],
+        )
+        out = solve(inst)
+        ref = reference(inst)
+        np.testing.assert_allclose(out.policy[0], [float(x) for x in ref.policy[0]], rtol=1e-12, atol=1e-300)
+        assert out.kl_to_base == pytest.approx(float(ref.kl_to_base), rel=1e-12)
+        for i in range(n):
+            exact = float(ref.payment_kl[i])
+            assert abs(out.payment[i] - exact) <= payment_tolerance(exact, bids)
+
+
+def _without_group(inst, i):  # noqa: ANN001, ANN202
+    keep = [j for j in range(inst.n_groups) if j != i]
+    return make_instance(
+        kl_weight=inst.kl_weight,
+        group_ids=[inst.group_ids[j] for j in keep],
+        bids=inst.bids[keep],
+        base_logweights=inst.base_logweights,
+        rewards=[r[keep] for r in inst.rewards],
+        prompt_weights=inst.prompt_weights,
+    )
+
+
+def test_reference_points_match_a_naive_re_solve_without_each_group() -> None:
+    rng = np.random.default_rng(9)
+    for trial in range(40):
+        # Rates from 1e-3 to 1e4 cover both the linear-space and the log-space leave-one-out paths.
+        lam = float(10 ** rng.uniform(-3, 1))
+        inst = random_instance(rng, n=int(rng.integers(1, 5)), prompts=3, kl_weight=lam, bid_range=(0.0, 10.0))
+        points = reference_points(inst)
+        out = solve(inst)
+        np.testing.assert_allclose(points.promised, out.expected_reward, rtol=0, atol=1e-14)
+        for i in range(inst.n_groups):
+            without = solve(_without_group(inst, i))
+            mu = inst.prompt_weights
+            c = sum(m * float(q @ r[i]) for m, q, r in zip(mu, without.policy, inst.rewards, strict=True))
+            base = sum(
+                m * float(np.exp(b - logsumexp(b)) @ r[i])
+                for m, b, r in zip(mu, inst.base_logweights, inst.rewards, strict=True)
+            )
+            assert points.without[i] == pytest.approx(c, abs=1e-12), (trial, i)
+            assert points.base[i] == pytest.approx(base, abs=1e-14)
+            assert out.payment[i] <= inst.bids[i] * (points.promised[i] - points.without[i]) + 1e-12
+
+
+def test_reference_points_say_when_the_others_pull_the_model_away_from_a_group() -> None:
+    # b likes what a dislikes and bids far more: the model trained with both is worse for a than the base model,
+    # yet a pays less than its gain over the model without it.
+    inst = make_instance(
+        kl_weight=1.0,
+        group_ids=["a", "b"],
+        bids=[1.0, 5.0],
+        base_logweights=[[0.0, 0.0, 0.0]],
+        rewards=[[[1.0, 0.0, 0.5], [0.0, 1.0, 0.2]]],
+    )
+    out, points = solve(inst), reference_points(inst)
+    assert points.promised[0] < points.base[0]
+    assert points.without[0] < points.promised[0]
+    assert 0 < out.payment[0] <= inst.bids[0] * (points.promised[0] - points.without[0])
+
+
+def test_reference_points_of_a_group_that_dominates_at_a_huge_rate() -> None:
+    inst = make_instance(
+        kl_weight=1e-9,
+        group_ids=["big", "small"],
+        bids=[1e6, 1.0],
+        base_logweights=[[0.0, 0.0, -3.0]],
+        rewards=[[[1.0, 0.0, 0.0], [0.0, 0.5, 1.0]]],
+    )
+    points = reference_points(inst)
+    # Without "big", "small" alone drives the model to its favourite candidate (worth 0 to "big"); with it, "big"
+    # wins outright, and the model without "small" is the same as the model with it.
+    assert points.without[0] == pytest.approx(0.0, abs=1e-12)
+    assert points.promised[0] == pytest.approx(1.0, abs=1e-12)
+    assert points.without[1] == pytest.approx(0.0, abs=1e-12)
+    assert points.promised[1] == pytest.approx(0.0, abs=1e-12)
+    assert points.base[1] == pytest.approx(float(np.exp([0, 0, -3]) @ [0, 0.5, 1] / np.exp([0, 0, -3]).sum()))
+
+
+def test_reference_points_of_an_auction_without_groups_are_empty() -> None:
+    inst = make_instance(kl_weight=1.0, group_ids=[], bids=[], base_logweights=[[0.0, 1.0]], rewards=[np.zeros((0, 2))])
+    points = reference_points(inst)
+    assert points.base.shape == points.without.shape == points.promised.shape == (0,)
+
+
+@SPLIT_RATES
+def test_both_first_pass_forms_give_relative_accurate_payments_over_a_range_of_rates(
+    split_rate: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Rates from 1e-5 to 10 with many groups: the exp form's weak groups take the expm1 retry, the tiniest the series.
+    monkeypatch.setattr(mechanism, "_SPLIT_RATE", split_rate)
+    rng = np.random.default_rng(21)
+    for _ in range(8):
+        n = 12
+        inst = make_instance(
+            kl_weight=1.0,
+            group_ids=[f"g{i}" for i in range(n)],
+            bids=10 ** rng.uniform(-5, 1, n),
+            base_logweights=[rng.normal(size=4) for _ in range(2)],
+            rewards=[rng.random((n, 4)) for _ in range(2)],
+        )
+        out = solve(inst)
+        ref = reference(inst)
+        for i in range(n):
+            exact = float(ref.payment_kl[i])
+            assert out.payment[i] == pytest.approx(exact, rel=1e-9, abs=1e-300), (i, inst.bids[i])
