@@ -36,9 +36,16 @@ test: install browser
 test-fast: install
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(PY) -m pytest -q -m "not slow and not integration and not browser"
 
+# Everything a round through the browser needs, on the embedded defaults (Procfile.dev, run by honcho): the site under
+# uvicorn (ASGI, so /v1/ streams), a worker, the scheduler, localstripe and the inference engine. Ctrl-C stops them all.
+PORT ?= 8000
+INFERENCE_PORT ?= 8100
 serve: install
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py runserver 127.0.0.1:8000
+	VENV_BIN=$(abspath $(VENV))/bin SITE_PORT=$(PORT) LOCALSTRIPE_PORT=$(LOCALSTRIPE_PORT) INFERENCE_PORT=$(INFERENCE_PORT) \
+	  INFERENCE_URL=$${INFERENCE_URL:-http://127.0.0.1:$(INFERENCE_PORT)} \
+	  STRIPE_API_BASE=$${STRIPE_API_BASE-http://127.0.0.1:$(LOCALSTRIPE_PORT)} \
+	  $(VENV)/bin/honcho start -f Procfile.dev
 
 # localstripe by hand, on 127.0.0.1 only, state under var/localstripe/ (the demo and the tests start their own).
 LOCALSTRIPE_PORT ?= 8420
@@ -50,12 +57,13 @@ worker: install
 
 # ruff; the layer contract (.importlinter, drawn in docs/architecture.md); mypy over the pure libraries, then with
 # django-stubs over the site's domain layers.
-SITE_TYPED := marketplace/core marketplace/accounts marketplace/groups marketplace/rounds marketplace/billing \
+SITE_TYPED := marketplace/core marketplace/accounts marketplace/groups marketplace/rounds marketplace/billing marketplace/deals \
+	marketplace/delivery \
 	marketplace/orchestration training/services training/selectors.py training/models.py
 lint: install
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports
-	$(PY) -m mypy auctions training/lib economics
+	$(PY) -m mypy auctions training/lib economics inference
 	$(PY) -m mypy --config-file mypy-site.toml $(SITE_TYPED)
 
 bench-auction: install

@@ -89,6 +89,30 @@ def _patch_localstripe(state_path: Path) -> None:
     payment_intent.amount_capturable = property(amount_capturable)
     payment_intent.amount_received = property(amount_received)
 
+    # More of Stripe's test card ids than localstripe knows (same ids work in Stripe's test mode). Each is a
+    # different 16-digit card number (localstripe takes no other length), so a different fingerprint: the demo and the tests give each group its own card,
+    # as the one-card-one-group rule of bidding requires. Brands follow the number.
+    extra_cards = {
+        "pm_card_mastercard": ("5555555555554444", "mastercard"),
+        "pm_card_visa_debit": ("4000056655665556", "visa"),
+        "pm_card_mastercard_debit": ("5200828282828210", "mastercard"),
+        "pm_card_discover": ("6011111111111117", "discover"),
+        "pm_card_jcb": ("3566002020360505", "jcb"),
+        "pm_card_unionpay": ("6200000000000005", "unionpay"),
+    }
+    method_cls = resources.PaymentMethod
+    original_canonical = method_cls._try_get_canonical_test_article.__func__
+
+    def canonical(cls, id):
+        if id in extra_cards:
+            number, brand = extra_cards[id]
+            method = cls(type="card", card={"number": number, "exp_month": "12", "exp_year": "2030", "cvc": "123"})
+            method.card["brand"] = brand
+            return method
+        return original_canonical(cls, id)
+
+    method_cls._try_get_canonical_test_article = classmethod(canonical)
+
 
 def serve(*, port: int, state_path: Path, from_scratch: bool = False) -> None:
     _patch_localstripe(state_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from marketplace.env import ConfigError, env_bool, env_float, env_int, env_list, env_str, parse_database_url
@@ -31,11 +32,19 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "marketplace",
     "training",
+    "marketplace.delivery",
+    "marketplace.deals",
+    "marketplace.outbox",
+    "marketplace.verification",
+    "axes",
     "ninja",  # so /api/docs serves Swagger UI from our static files instead of a CDN
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Near the top, so a database refusing connections anywhere below (sessions, auth, a view) is a 503, not a 500.
+    "marketplace.web.overload.OverloadMiddleware",
+    "marketplace.web.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -44,6 +53,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "marketplace.web.errors.AppErrorMiddleware",
+    "marketplace.web.middleware.NotAllowedPageMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page (429), never a 500.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "marketplace.urls"
@@ -66,6 +78,25 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": parse_database_url(env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'marketplace.sqlite3'}"))}
+# A bounded PostgreSQL connection pool per server process (Django's psycopg pool), on when DATABASE_POOL_MAX_SIZE > 0.
+# The server's processes times max_size must stay under PostgreSQL's max_connections, with room for the workers.
+# A request that waits longer than DATABASE_POOL_TIMEOUT_S for a connection gets a 503 with Retry-After
+# (marketplace.web.overload), never a 500.
+DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 0, minimum=0)
+DATABASE_POOL_MIN_SIZE = env_int("DATABASE_POOL_MIN_SIZE", 2, minimum=0)
+DATABASE_POOL_TIMEOUT_S = env_float("DATABASE_POOL_TIMEOUT_S", 10.0, minimum=0.1)
+if DATABASE_POOL_MAX_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections; Django must not hold them too
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
+    DATABASES["default"]["OPTIONS"] = {
+        "pool": {
+            "min_size": min(DATABASE_POOL_MIN_SIZE, DATABASE_POOL_MAX_SIZE),
+            "max_size": DATABASE_POOL_MAX_SIZE,
+            "timeout": DATABASE_POOL_TIMEOUT_S,
+        }
+    }
+# Seconds an overloaded server tells clients to wait before trying again (Retry-After on its 503s).
+OVERLOAD_RETRY_AFTER_S = env_int("OVERLOAD_RETRY_AFTER_S", 2, minimum=1)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -74,7 +105,25 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-AUTHENTICATION_BACKENDS = ["marketplace.accounts.auth_backends.EmailBackend"]
+# django-axes first: it refuses a locked-out login before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "marketplace.accounts.auth_backends.EmailBackend"]
+# Login throttling: after LOGIN_FAILURE_LIMIT wrong passwords for one address, or from one client address, further
+# attempts are refused for LOGIN_LOCKOUT_MINUTES (even with the right password); a success resets the count.
+AXES_ENABLED = env_bool("LOGIN_THROTTLING", True)
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_USERNAME_CALLABLE = "marketplace.accounts.auth_backends.login_username"
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429
+# Behind the TLS proxy the client is the proxy's X-Forwarded-For entry, not the proxy.
+AXES_IPWARE_PROXY_COUNT = 1 if env_bool("BEHIND_TLS_PROXY", False) else None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if env_bool("BEHIND_TLS_PROXY", False) else ["REMOTE_ADDR"]
+)
+# E-mail verification: the signed link mailed at sign-up stays valid this long.
+EMAIL_VERIFICATION_TTL_HOURS = env_int("EMAIL_VERIFICATION_TTL_HOURS", 72, minimum=1)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "home"
@@ -116,6 +165,9 @@ PREFERENCE_UPLOAD_MAX_BYTES = env_int("PREFERENCE_UPLOAD_MAX_BYTES", 2 * 1024 * 
 DATA_UPLOAD_MAX_MEMORY_SIZE = PREFERENCE_UPLOAD_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = PREFERENCE_UPLOAD_MAX_BYTES + 1024 * 1024
 INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 7 * 24, minimum=1)
+# Invitations (e-mail and link) allowed per group and per inviting person in any hour.
+INVITATIONS_PER_GROUP_PER_HOUR = env_int("INVITATIONS_PER_GROUP_PER_HOUR", 20, minimum=1)
+INVITATIONS_PER_USER_PER_HOUR = env_int("INVITATIONS_PER_USER_PER_HOUR", 30, minimum=1)
 
 # Celery: the filesystem broker needs no server (the demo); production and CI set a redis:// URL.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
@@ -123,6 +175,12 @@ CELERY_BROKER_FOLDER = VAR_DIR / "celery-broker"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # Longest a training job may hold a message; redelivery after it is harmless because jobs are claimed by compare-and-set.
 CELERY_VISIBILITY_TIMEOUT_S = env_int("CELERY_VISIBILITY_TIMEOUT_S", 6 * 3600, minimum=60)
+# Holds left `releasing` (Stripe down at withdraw) are retried by a beat sweep this often.
+BILLING_RELEASE_SWEEP_S = env_int("BILLING_RELEASE_SWEEP_S", 60, minimum=5)
+# The outbox relay (beat) sends task messages the broker refused at commit; also run when a worker starts.
+OUTBOX_RELAY_INTERVAL_S = env_int("OUTBOX_RELAY_INTERVAL_S", 5, minimum=1)
+# How long to wait for the broker when sending a message; the outbox keeps the row if it does not answer.
+CELERY_BROKER_CONNECTION_TIMEOUT_S = env_int("CELERY_BROKER_CONNECTION_TIMEOUT_S", 2, minimum=1)
 
 # Models and artefacts.
 MODEL_CACHE_DIR = Path(env_str("MODEL_CACHE_DIR", str(VAR_DIR / "models")))
@@ -135,6 +193,16 @@ TRAINING_DEFAULT_STEPS = env_int("TRAINING_DEFAULT_STEPS", 60, minimum=1)
 TRAINING_SFT_WEIGHT = env_float("TRAINING_SFT_WEIGHT", 1.0, minimum=0.0)
 # Steps whose Celery message may have been lost are sent again by the scheduler after this long.
 ROUND_STEP_RESEND_AFTER_S = env_int("ROUND_STEP_RESEND_AFTER_S", 15 * 60, minimum=1)
+
+# Delivery: the inference engine (its own process; vLLM's OpenAI server speaks the same protocol) and the /v1/ API's limits.
+INFERENCE_URL = env_str("INFERENCE_URL", "http://127.0.0.1:8100")
+INFERENCE_TIMEOUT_S = env_float("INFERENCE_TIMEOUT_S", 120.0, minimum=1.0)
+# Requests per token per window on /v1/ (a fixed window in Django's cache).
+OPENAI_API_RATE_LIMIT = env_int("OPENAI_API_RATE_LIMIT", 60, minimum=1)
+OPENAI_API_RATE_WINDOW_S = env_int("OPENAI_API_RATE_WINDOW_S", 60, minimum=1)
+OPENAI_API_MAX_TOKENS = env_int("OPENAI_API_MAX_TOKENS", 256, minimum=1)
+OPENAI_API_MAX_N = env_int("OPENAI_API_MAX_N", 8, minimum=1)
+OPENAI_API_MAX_K = env_int("OPENAI_API_MAX_K", 64, minimum=1)
 
 # Stripe: defaults talk to localstripe on loopback; a real sk_test_ key with STRIPE_API_BASE unset talks to Stripe's test mode.
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY", "sk_test_localstripe")

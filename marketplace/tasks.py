@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import smtplib
 
 from celery import shared_task
+from celery.signals import worker_ready
 
 from marketplace.core import tasknames
+from marketplace.core.enqueue import outbox_relay
+from marketplace.groups.invitations import invitation_send
 from marketplace.orchestration import lifecycle
 from marketplace.rounds.models import Round
 
@@ -44,3 +48,25 @@ def round_after_job_task(round_id: int) -> str:
 @shared_task(name=tasknames.ROUNDS_TICK)
 def rounds_tick_task() -> dict[str, list[int]]:
     return lifecycle.rounds_tick()
+
+
+@shared_task(
+    name=tasknames.INVITATION_SEND, acks_late=True, autoretry_for=(OSError, smtplib.SMTPException),
+    retry_backoff=5, retry_backoff_max=900, retry_jitter=True, max_retries=12,
+)
+def invitation_send_task(invitation_id: int) -> bool:
+    return invitation_send(invitation_id=invitation_id)
+
+
+@shared_task(name=tasknames.OUTBOX_RELAY, ignore_result=True)
+def outbox_relay_task() -> int:
+    return outbox_relay()
+
+
+@worker_ready.connect
+def _relay_on_worker_start(**_: object) -> None:
+    """A worker that comes up (after an outage, say) sends what the outbox still holds at once."""
+    try:
+        outbox_relay()
+    except Exception:  # the broker or the database is not there yet; the beat relay tries again in seconds
+        logger.exception("outbox relay on worker start failed")

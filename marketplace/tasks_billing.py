@@ -20,6 +20,11 @@ def billing_capture_round_task(round_id: int) -> dict[str, int]:
     return {"captured_cents": summary.captured_cents, "pending": summary.pending_count}
 
 
+@shared_task(name=tasknames.BILLING_RELEASE_SWEEP, ignore_result=True)
+def billing_release_sweep_task() -> int:
+    return billing.payments_release_sweep()
+
+
 @shared_task(name=tasknames.BILLING_RELEASE_ROUND, acks_late=True, **_RETRY)
 def billing_release_round_task(round_id: int) -> dict[str, int]:
     summary = billing.billing_release_round(round=Round.objects.get(pk=round_id))

@@ -9,5 +9,6 @@ urlpatterns = [
     path("", include("marketplace.urls_rounds")),
     path("", include("marketplace.urls_billing")),
     path("", include("training.urls")),
+    path("", include("marketplace.urls_delivery")),
     path("api/", include("marketplace.api.urls")),
 ]

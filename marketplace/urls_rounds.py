@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from marketplace.views import bids, preferences, rounds, staff
+from marketplace.views import bids, economics, preferences, rounds, staff
 
 urlpatterns = [
     path("rounds/", rounds.round_list, name="round_list"),
@@ -21,4 +21,8 @@ urlpatterns = [
     path("staff/rounds/<slug:slug>/close/", staff.staff_round_action, {"action": "close"}, name="staff_round_close"),
     path("staff/rounds/<slug:slug>/cancel/", staff.staff_round_action, {"action": "cancel"}, name="staff_round_cancel"),
     path("staff/rounds/<slug:slug>/resume/", staff.staff_round_action, {"action": "resume"}, name="staff_round_resume"),
+    # The economics tools (marketplace.deals): launch pricing, a round's contract, a group's revenue share.
+    path("staff/pricing/", economics.staff_pricing, name="staff_pricing"),
+    path("staff/rounds/<slug:slug>/contract/", economics.staff_round_contract, name="staff_round_contract"),
+    path("rounds/<slug:slug>/groups/<slug:group_slug>/revenue-share/", economics.revenue_share, name="revenue_share"),
 ]

@@ -13,6 +13,7 @@ urlpatterns = [
     path("dashboard/", home.dashboard, name="dashboard"),
     # Accounts
     path("accounts/signup/", accounts.signup, name="signup"),
+    path("accounts/verify/<str:token>/", accounts.verify_email, name="verify_email"),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(authentication_form=EmailLoginForm, redirect_authenticated_user=True),

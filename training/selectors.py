@@ -97,6 +97,14 @@ def round_progress(*, round: Round) -> dict[str, Any]:
             "eta_seconds": job.eta_seconds if job.status == J.RUNNING else None,
             "heartbeat_at": job.heartbeat_at.isoformat() if job.heartbeat_at else None,
             "error_message": job_public_error(job=job),
+            "attempt": job.attempt,
+            "started_at": job.started_at.isoformat() if job.started_at else None,
+            "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+            # The job page's checkpoint table follows the same poll as the numbers above it.
+            "checkpoints": [
+                {"step": c.step, "metrics": c.metrics or {}, "is_best": c.is_best}
+                for c in Checkpoint.objects.filter(job=job).order_by("step").only("step", "metrics", "is_best")
+            ],
         }
         events = [
             {"type": e.type, "message": _public_event_message(job=job, event=e), "created_at": e.created_at.isoformat()}

@@ -18,3 +18,12 @@ class EmailBackend(ModelBackend):
         if user.check_password(password) and self.user_can_authenticate(user):
             return user
         return None
+
+
+def login_username(request, credentials: dict | None) -> str:
+    """The address django-axes counts failures against: the login form's e-mail, trimmed and lower-cased, so that
+    "Ada@Example.com " and "ada@example.com" share one counter."""
+    value = (credentials or {}).get("username") or (credentials or {}).get("email")
+    if value is None and request is not None:
+        value = request.POST.get("username", "")
+    return (value or "").strip().lower()

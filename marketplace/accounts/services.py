@@ -8,6 +8,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 
 from marketplace.core.errors import AppError
+from marketplace.verification.services import signup_attempt_on_existing_account, verification_begin
 
 DUPLICATE_EMAIL = "An account with this e-mail address already exists. Log in, or reset your password if you forgot it."
 
@@ -16,28 +17,39 @@ def normalise_email(email: str) -> str:
     return (email or "").strip().lower()
 
 
-def user_signup(*, email: str, password: str, first_name: str = "", last_name: str = ""):
-    """Create an active account. Refuses a taken e-mail (case-insensitively) and passwords the validators reject."""
+def user_signup(*, email: str, password: str, first_name: str = "", last_name: str = "", next_path: str = ""):
+    """Create an account whose address is unconfirmed until the mailed link is opened; returns it, or None.
+
+    The answer never says whether the address was registered: the password is checked first, then an address that
+    has an account gets None (and its owner an e-mail) where a new one gets its account, and the caller shows the
+    same "check your inbox" either way. Checked case-insensitively; a concurrent sign-up is caught by the unique
+    username.
+    """
     User = get_user_model()
     email = normalise_email(email)
     try:
         validate_email(email)
     except ValidationError as exc:
         raise AppError("Enter a valid e-mail address.", field="email") from exc
-    if User.objects.filter(email__iexact=email).exists() or User.objects.filter(username=email).exists():
-        raise AppError(DUPLICATE_EMAIL, code="duplicate_email", field="email")
     candidate = User(username=email, email=email, first_name=first_name.strip(), last_name=last_name.strip())
     try:
         password_validation.validate_password(password, user=candidate)
     except ValidationError as exc:
         raise AppError(" ".join(exc.messages), code="weak_password", field="password") from exc
+    existing = User.objects.filter(email__iexact=email).first() or User.objects.filter(username=email).first()
+    if existing is not None:
+        signup_attempt_on_existing_account(user=existing)
+        return None
     candidate.set_password(password)
     try:
-        # The unique username catches a concurrent sign-up with the same address.
         with transaction.atomic():
             candidate.save()
-    except IntegrityError as exc:
-        raise AppError(DUPLICATE_EMAIL, code="duplicate_email", field="email") from exc
+            verification_begin(user=candidate, next_path=next_path)
+    except IntegrityError:
+        existing = User.objects.filter(username=email).first()
+        if existing is not None:
+            signup_attempt_on_existing_account(user=existing)
+        return None
     return candidate
 
 

@@ -33,6 +33,7 @@ from marketplace.rounds.selectors import (
     round_rows_for_member,
     rounds_public,
 )
+from training.selectors import round_progress
 from training.services.submissions import preferences_submit
 
 router = Router()
@@ -91,6 +92,17 @@ def get_round(request, slug: str):
             for row in rows
         ],
     }
+
+
+@router.get(
+    "/rounds/{slug}/progress",
+    response={200: dict, **ERRORS},
+    tags=["rounds"],
+    summary="Where the round is: its stage, the training job's progress, checkpoints and latest events, the evaluation",
+)
+def get_round_progress(request, slug: str):
+    """The same JSON the round and job pages poll, with the same rule: whoever may see the round sees its progress."""
+    return round_progress(round=round_get_public(slug=slug, user=request.auth))
 
 
 @router.get("/groups", response={200: list[GroupOut], **ERRORS}, tags=["groups"], summary="Your groups and your role in each")
@@ -191,7 +203,7 @@ def _parse_preferences_request(request) -> tuple[str, object, str]:
         raise UnsupportedMedia("Send multipart/form-data with a 'file', or an application/json body.", code="unsupported_media_type")
     try:
         body = json.loads(request.body or b"")
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, an integer over 4,300 digits
         raise AppError("The body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise AppError("The body must be a JSON object with 'kind'.")
@@ -206,7 +218,8 @@ def _parse_preferences_request(request) -> tuple[str, object, str]:
         if not isinstance(pairs, list):
             raise AppError("'pairs' must be a list of {prompt, chosen, rejected} objects.", field="pairs")
         # The same line-by-line validation as an uploaded file: one JSONL line per pair.
-        data = "\n".join(json.dumps(p, ensure_ascii=False) for p in pairs).encode()
+        # ASCII escapes keep a lone surrogate encodable; the line parser then refuses it like one in a file.
+        data = "\n".join(json.dumps(p) for p in pairs).encode()
         return kind, data, "api.jsonl"
     if kind == PreferenceSubmission.Kind.SCORES:
         extra = set(body) - {"kind", "scores"}

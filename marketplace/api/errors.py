@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
+from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404
+from django.http.multipartparser import MultiPartParserError
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from marketplace.core.errors import AppError
 from marketplace.web.errors import app_error_body, error_body, http_status
+from marketplace.web.overload import is_overload, overload_body
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +46,23 @@ def install_error_handlers(api: NinjaAPI) -> None:
             request, error_body("invalid", f"{field}: {message}" if field else message, field), status=422
         )
 
+    def too_large(request, exc: RequestDataTooBig):
+        return api.create_response(
+            request,
+            error_body("too_large", "The request body is larger than the server accepts; send a smaller file."),
+            status=413,
+        )
+
+    def bad_request(request, exc: Exception):
+        # Django refused the request itself (a multipart part with oversized headers, too many fields, a bad
+        # header): its own 400, which the catch-all below would otherwise turn into a 500.
+        return api.create_response(request, error_body("bad_request", "The request could not be read."), status=400)
+
     def unexpected(request, exc: Exception):
+        if is_overload(exc):  # no database connection in time: busy, not broken
+            response = api.create_response(request, overload_body(), status=503)
+            response["Retry-After"] = str(settings.OVERLOAD_RETRY_AFTER_S)
+            return response
         log.exception("API error on %s %s", request.method, request.path)
         return api.create_response(request, error_body("server_error", "Something went wrong on our side."), status=500)
 
@@ -51,4 +71,8 @@ def install_error_handlers(api: NinjaAPI) -> None:
     api.add_exception_handler(AuthenticationError, unauthenticated)
     api.add_exception_handler(HttpError, http_error)
     api.add_exception_handler(ValidationError, invalid)
+    api.add_exception_handler(RequestDataTooBig, too_large)
+    api.add_exception_handler(SuspiciousOperation, bad_request)
+    api.add_exception_handler(MultiPartParserError, bad_request)
+    api.add_exception_handler(BadRequest, bad_request)
     api.add_exception_handler(Exception, unexpected)

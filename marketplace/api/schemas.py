@@ -73,7 +73,12 @@ class RubricPhrase(Schema):
 
 
 class BidIn(Schema):
-    amount_cents: int = Field(description="The bid in minor units of the round's currency (cents).")
+    # strict: JSON true is not 1 cent and "150" is not 150; only a JSON integer in range is a bid.
+    amount_cents: int = Field(
+        strict=True, ge=1,
+        description="The bid in minor units of the round's currency (cents), a JSON integer from 1 up to "
+        "1,000,000 major units of the currency.",
+    )
 
 
 class BidOut(Schema):

@@ -6,6 +6,7 @@ from django.urls import path
 from ninja import NinjaAPI
 
 from marketplace.api.auth import TokenAuth
+from marketplace.api.delivery import router as delivery_router
 from marketplace.api.endpoints import router
 from marketplace.api.errors import install_error_handlers
 
@@ -21,5 +22,6 @@ api = NinjaAPI(
 )
 install_error_handlers(api)
 api.add_router("", router)
+api.add_router("", delivery_router)
 
 urlpatterns = [path("", api.urls)]

@@ -21,6 +21,10 @@ the bid and the card is charged off-session at delivery.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
@@ -35,27 +39,44 @@ from marketplace.billing.services import (
     payment_release_begin,
     payments_release,
 )
+from marketplace.core import currency
 from marketplace.core.errors import AppError, Conflict, PaymentRefused, Unavailable
 from marketplace.core.transitions import compare_and_set
 from marketplace.groups.models import PreferenceGroup
 from marketplace.rounds.models import Bid, Round
 from marketplace.rounds.services import round_lock_for_bidding
+from marketplace.verification.services import require_verified_email
 
 P = Payment.Status
 # A sane ceiling against typos (an extra zero or two): one million in major units.
-BID_MAX_CENTS = 100_000_000
+BID_MAX_MAJOR = 1_000_000
+
+
+def hold_amount(*, round: Round, bid_cents: int) -> int:
+    """What is held for a bid: the bid plus the round's participation fee (both can be charged), rounded up to an
+    amount Stripe accepts (three-decimal currencies take multiples of 10). Every charge is at most this."""
+    amount = bid_cents + round.participation_fee_cents
+    if currency.charge_floor(amount, round.currency) != amount:
+        amount += 10 - amount % 10
+    return amount
 
 
 def bid_place(*, user, group: PreferenceGroup, round: Round, amount_cents: int) -> Bid:
     """Place or change the group's active bid for `amount_cents`, backed by a hold on the group's card."""
     billing_require_admin(user=user, group=group)
+    require_verified_email(user=user)
     if isinstance(amount_cents, bool) or not isinstance(amount_cents, int):
         raise AppError("Enter the bid as a whole number of cents.", code="invalid_amount", field="amount")
     if amount_cents <= 0:
         raise AppError("A bid must be more than zero.", code="invalid_amount", field="amount")
-    if amount_cents > BID_MAX_CENTS:
+    if amount_cents < round.min_bid_cents:
         raise AppError(
-            f"A bid can be at most {BID_MAX_CENTS // 100:,} {round.currency.upper()}.", code="invalid_amount", field="amount"
+            f"The smallest bid in this round is {currency.format_money(round.min_bid_cents, round.currency)}.",
+            code="invalid_amount", field="amount",
+        )
+    if amount_cents > BID_MAX_MAJOR * 10 ** currency.exponent(round.currency):
+        raise AppError(
+            f"A bid can be at most {BID_MAX_MAJOR:,} {round.currency.upper()}.", code="invalid_amount", field="amount"
         )
     customer = BillingCustomer.objects.filter(group=group).first()
     if customer is None or not customer.has_card:
@@ -68,25 +89,27 @@ def bid_place(*, user, group: PreferenceGroup, round: Round, amount_cents: int) 
         current = Bid.objects.filter(round=locked, group=group, status=Bid.Status.ACTIVE).first()
         if current is not None and current.amount_cents == amount_cents and _is_backed(current):
             return current
+        _check_one_card_one_group(round=locked, group=group, customer=customer)
         attempt = Payment.objects.filter(round=locked, group=group).count() + 1
         payment = Payment.objects.create(
             round=locked,
             group=group,
             attempt=attempt,
             currency=locked.currency,
-            amount_held_cents=0 if deferred else amount_cents,
+            amount_held_cents=0 if deferred else hold_amount(round=locked, bid_cents=amount_cents),
             idempotency_key=payment_hold_key(round_id=locked.pk, group_id=group.pk, attempt=attempt),
             status=P.CREATING,
         )
 
     # (2) The hold, outside any transaction.
     if not deferred:
-        _hold(payment=payment, customer=customer, amount_cents=amount_cents)
+        _hold(payment=payment, customer=customer, amount_cents=payment.amount_held_cents)
 
     # (3) The bid goes in only if the window is still open.
     try:
         with transaction.atomic():
             locked = round_lock_for_bidding(round_id=round.pk)
+            _check_one_card_one_group(round=locked, group=group, customer=customer)  # again: a twin may have bid meanwhile
             bid = _bid_upsert(round=locked, group=group, user=user, amount_cents=amount_cents)
             moved = compare_and_set(
                 Payment, pk=payment.pk, from_status=P.CREATING, to_status=P.DEFERRED if deferred else P.HELD, bid=bid
@@ -123,6 +146,29 @@ def bid_withdraw(*, user, group: PreferenceGroup, round: Round) -> None:
         for pk in released:
             payment_release_begin(payment_id=pk)
     payments_release(payment_ids=released)
+
+
+def _check_one_card_one_group(*, round: Round, group: PreferenceGroup, customer: BillingCustomer) -> None:
+    """One card, one group per round: a card already behind another group's active bid cannot back a second one.
+
+    Splitting into fake groups that bid with the same card would cut the total VCG price about k-fold without
+    changing the model; real identities need real cards. Runs under the round lock, so two racing bids cannot both
+    pass it.
+    """
+    if not customer.card_fingerprint:
+        return
+    clash = (
+        Bid.objects.filter(round=round, status=Bid.Status.ACTIVE, group__billing__card_fingerprint=customer.card_fingerprint)
+        .exclude(group=group)
+        .exists()
+    )
+    if clash:
+        raise Conflict(
+            "This card already backs another group's bid in this round. Each group bids with its own card; "
+            "use a different card on the group's billing page.",
+            code="card_in_use",
+            field="amount",
+        )
 
 
 def _is_backed(bid: Bid) -> bool:
@@ -207,3 +253,66 @@ def _abandon(*, payment: Payment) -> None:
             gateway.payment_intent_cancel(payment_intent_id=made, idempotency_key=f"{payment.idempotency_key}:cancel")
     except gateway.GatewayError:
         pass  # stays `releasing`; the round's billing run (or the webhook) finishes it
+
+
+def bids_reauthorise(*, round: Round, now=None) -> list[int]:
+    """Make sure every active bid of a closed round is backed by a live authorisation before the auction runs.
+
+    A bid with a live hold (held, placed within settings.STRIPE_HOLD_DAYS) is fine. A deferred bid (no hold, billing
+    at delivery) or one whose hold has lapsed gets a new hold of bid + fee now; when the bank declines it, or the card
+    is gone, the bid is withdrawn, so the auction runs without that group (its bid cannot shape the model and
+    everyone's price unless it can pay), and its admins are told why. Returns the ids of the groups dropped.
+    Stripe being down raises Unavailable: settling is retried, nothing is dropped for an outage.
+    """
+    now = now or timezone.now()
+    lapse = now - timedelta(days=settings.STRIPE_HOLD_DAYS)
+    dropped: list[int] = []
+    for bid in Bid.objects.filter(round=round, status=Bid.Status.ACTIVE).select_related("group").order_by("pk"):
+        live = Payment.objects.filter(bid=bid, status=P.HELD, created_at__gt=lapse).exists()
+        if live:
+            continue
+        stale = list(Payment.objects.filter(bid=bid, status__in=[P.HELD, P.DEFERRED]).values_list("pk", flat=True))
+        customer = BillingCustomer.objects.filter(group=bid.group).first()
+        reason = ""
+        if customer is None or not customer.has_card:
+            reason = "the group has no card on file"
+        else:
+            attempt = Payment.objects.filter(round=round, group=bid.group).count() + 1
+            payment = Payment.objects.create(
+                round=round, group=bid.group, attempt=attempt, currency=round.currency,
+                amount_held_cents=hold_amount(round=round, bid_cents=bid.amount_cents),
+                idempotency_key=payment_hold_key(round_id=round.pk, group_id=bid.group_id, attempt=attempt),
+                status=P.CREATING,
+            )
+            try:
+                _hold(payment=payment, customer=customer, amount_cents=payment.amount_held_cents)
+            except Unavailable:
+                raise
+            except AppError as exc:
+                reason = exc.message.removeprefix("Your bid was not placed: ")
+            else:
+                compare_and_set(Payment, pk=payment.pk, from_status=P.CREATING, to_status=P.HELD, bid=bid)
+        for pk in stale:
+            payment_release_begin(payment_id=pk)
+        payments_release(payment_ids=stale)
+        if reason:
+            compare_and_set(Bid, pk=bid.pk, from_status=Bid.Status.ACTIVE, to_status=Bid.Status.WITHDRAWN)
+            dropped.append(bid.group_id)
+            _tell_admins_dropped(round=round, group=bid.group, reason=reason)
+    return dropped
+
+
+def _tell_admins_dropped(*, round: Round, group: PreferenceGroup, reason: str) -> None:
+    emails = list(
+        group.memberships.filter(role="admin").exclude(user__email="").values_list("user__email", flat=True)
+    )
+    if not emails:
+        return
+    send_mail(
+        f"Your group's bid in {round.title} could not be confirmed",
+        f"When bidding closed, the card of {group.name} could not be authorised for its bid ({reason}). "
+        "The round goes ahead without your group's bid; nothing is charged.",
+        settings.DEFAULT_FROM_EMAIL,
+        emails,
+        fail_silently=True,
+    )

@@ -18,6 +18,7 @@ class BillingCustomer(models.Model):
     card_last4 = models.CharField(max_length=4, blank=True)
     card_exp_month = models.PositiveSmallIntegerField(null=True, blank=True)
     card_exp_year = models.PositiveSmallIntegerField(null=True, blank=True)
+    card_fingerprint = models.CharField(max_length=64, blank=True, db_index=True, help_text="Stripe's card fingerprint.")
     updated_at = models.DateTimeField(auto_now=True)
 
     @property

@@ -111,6 +111,47 @@ class Receipt:
         return self.outcome.payment_cents if self.outcome else None
 
     @property
+    def number(self) -> str:
+        """A stable receipt number: round and group."""
+        return f"TM-{self.round.pk:05d}-{self.group.pk:05d}"
+
+    def _money(self, reward: float | None) -> int | None:
+        if not self.outcome or reward is None:
+            return None
+        return int(reward * self.outcome.bid_cents)
+
+    @property
+    def reference_rows(self) -> list[tuple[str, str, float | None, int | None]]:
+        """(key, label, reward on the 0-1 scale, value in minor units = reward x bid), from the base model to what
+        was delivered: the points a price is read against."""
+        o = self.outcome
+        if o is None:
+            return []
+        rows = [
+            ("base", "Base model (on the round's candidates)", o.candidate_base_reward),
+            ("without", "The model trained without your group", o.without_reward),
+            ("promised", "Promised: the auction's target with your group", o.expected_reward),
+            ("delivered", "Delivered, measured on the round's candidates (billing uses this)", o.delivered_reward_candidates),
+            ("delivered_fresh", "Delivered, on fresh answers of the adapter (shown, not billed)", o.delivered_reward),
+        ]
+        return [(key, label, reward, self._money(reward)) for key, label, reward in rows]
+
+    @property
+    def price_bound_cents(self) -> int | None:
+        """The auction's price is at most bid x (promised - without you): the value your group adds to the model."""
+        o = self.outcome
+        if o is None or o.without_reward is None:
+            return None
+        return int(max(0.0, o.expected_reward - o.without_reward) * o.bid_cents)
+
+    @property
+    def card(self) -> str:
+        customer = BillingCustomer.objects.filter(group=self.group).first()
+        if customer is None or not customer.has_card:
+            return ""
+        return f"{(customer.card_brand or 'card').title()} ending in {customer.card_last4}"
+
+    @property
     def delivered_value_cents(self) -> int | None:
         """What the delivered model is worth to the group at its own bid: delivered normalised reward x bid."""
         if not self.outcome or self.outcome.delivered_reward is None:
@@ -216,6 +257,13 @@ def round_billing_overview(*, round: Round, job_seconds: float = 0.0) -> RoundBi
         GroupBillingRow(group=g, outcome=outcomes.get(gid), payment=_current_payment(round=round, group=g))
         for gid, g in sorted(groups.items(), key=lambda item: item[1].name)
     ]
+    if round.bids_sealed:
+        # Every sum and count over payments moves with the bids (a replaced or withdrawn hold is "released", a
+        # refused card "failed"), so while bidding is open none of them leaves this function, not even for staff.
+        return RoundBillingOverview(
+            round=round, held_cents=0, captured_cents=0, released_cents=0, failed_count=0, pending_count=0,
+            job_seconds=job_seconds, job_cost_cents=job_cost, rows=[], sealed=True,
+        )
     return RoundBillingOverview(
         round=round,
         held_cents=_sum(payments.filter(status__in=[P.HELD, P.CAPTURING, P.RELEASING]), "amount_held_cents"),
@@ -227,7 +275,5 @@ def round_billing_overview(*, round: Round, job_seconds: float = 0.0) -> RoundBi
         pending_count=payments.filter(status__in=[P.CREATING, P.CAPTURING, P.RELEASING]).count(),
         job_seconds=job_seconds,
         job_cost_cents=job_cost,
-        # While bidding is open even which groups hold a card authorisation stays sealed.
-        rows=[] if round.bids_sealed else rows,
-        sealed=round.bids_sealed,
+        rows=rows,
     )

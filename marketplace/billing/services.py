@@ -112,6 +112,7 @@ def billing_card_attach(*, group: PreferenceGroup, by, payment_method_id: str) -
         card_last4=card.last4,
         card_exp_month=card.exp_month or None,
         card_exp_year=card.exp_year or None,
+        card_fingerprint=card.fingerprint,
     )
     customer.refresh_from_db()
     return customer
@@ -195,7 +196,24 @@ def payments_release(*, payment_ids: list[int]) -> None:
         try:
             payment_release(payment=payment)
         except gateway.GatewayError as exc:
-            log.warning("Releasing payment %s failed, left for the next billing run: %s", payment.pk, exc)
+            log.warning("Releasing payment %s failed, left for the release sweep: %s", payment.pk, exc)
+
+
+def payments_release_sweep(*, limit: int = 200) -> int:
+    """Finish releases left `releasing` (Stripe was down when a bid was withdrawn or replaced); the beat runs this
+    every settings.BILLING_RELEASE_SWEEP_S seconds, so a hold is let go soon after Stripe is back rather than at
+    the round's final billing run. Idempotent (the cancel has its own key; statuses move by compare-and-set).
+    Returns how many were released; the first outage stops the sweep until the next run."""
+    released = 0
+    for payment in Payment.objects.filter(status=P.RELEASING).order_by("pk")[:limit]:
+        try:
+            released += bool(payment_release(payment=payment))
+        except gateway.GatewayUnavailable as exc:
+            log.warning("Release sweep stopped at payment %s, Stripe is unavailable: %s", payment.pk, exc)
+            break
+        except gateway.GatewayError as exc:
+            log.warning("Release sweep could not release payment %s: %s", payment.pk, exc)
+    return released
 
 
 # Capture at delivery, release on failure
@@ -243,8 +261,9 @@ def _current_payment_ids(round: Round) -> dict[int, int]:
 def billing_capture_round(*, round: Round) -> BillingSummary:
     """Charge each group its auction price for a delivered round and release everything else. Idempotent.
 
-    For each group's payment: a hold is captured for exactly ``GroupOutcome.payment_cents`` (never above the hold; the
-    mechanism guarantees price <= bid, and a larger price is refused, not captured) or cancelled when the price is 0;
+    For each group's payment: a hold is captured for exactly ``GroupOutcome.amount_due_cents`` (the model's price,
+    min(auction price, delivery guarantee), plus the participation fee; never above the hold, which is bid + fee: a
+    larger amount is refused, not captured) or cancelled when the price is 0;
     a deferred payment is charged off-session for the price. Holds of groups without a price are cancelled.
     ``round.billing_pending`` stays True until every payment is settled; GatewayUnavailable is raised so the Celery
     task retries, and the next run picks up where this one stopped.
@@ -256,7 +275,9 @@ def billing_capture_round(*, round: Round) -> BillingSummary:
     if outcome is None:
         raise Conflict("This round has no auction outcome to charge.", code="no_outcome")
     Round.objects.filter(pk=round.pk).update(billing_pending=True)
-    prices = {go.group_id: go.payment_cents for go in outcome.groups.all()}
+    # What each group pays: the charge fixed at delivery (min of the auction price and the delivery guarantee; the
+    # auction price where no guarantee was measured) plus the round's participation fee. Both were held with the bid.
+    prices = {go.group_id: go.amount_due_cents for go in outcome.groups.all()}
     current = _current_payment_ids(round)
     for payment in Payment.objects.filter(round=round, status__in=SWEPT_STATUSES).order_by("pk"):
         is_current = current.get(payment.group_id) == payment.pk
@@ -391,7 +412,15 @@ def billing_webhook_receive(*, payload: bytes, signature: str) -> str:
 
 
 def _reconcile_payment_intent(*, payment_intent_id: str) -> str:
-    pi = gateway.payment_intent_retrieve(payment_intent_id=payment_intent_id)
+    try:
+        pi = gateway.payment_intent_retrieve(payment_intent_id=payment_intent_id)
+    except gateway.GatewayUnavailable:
+        raise
+    except gateway.GatewayError as exc:
+        # Stripe does not know it (a validly signed event about someone else's object, or made up): nothing of ours
+        # to reconcile. Stored as seen, answered 200, so Stripe does not retry it for days.
+        log.warning("Webhook for PaymentIntent %.60s that Stripe cannot give us: %s", payment_intent_id, exc)
+        return "unknown"
     payment = Payment.objects.filter(stripe_payment_intent_id=pi.id).first()
     if payment is None and pi.metadata.get("payment_id", "").isdigit():
         payment = Payment.objects.filter(pk=int(pi.metadata["payment_id"])).first()

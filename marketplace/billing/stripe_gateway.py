@@ -11,6 +11,7 @@ Every call that moves money takes an idempotency key that the caller derived fro
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +41,10 @@ class GatewayUnavailable(GatewayError):
 
 
 class WebhookSignatureInvalid(GatewayError):
-    """A webhook's body does not match its Stripe-Signature header."""
+    """A webhook's body does not match its Stripe-Signature header, or is not a well-formed event (code bad_payload)."""
+
+
+MAX_ID_LENGTH = 255  # Stripe's ids are far shorter; our columns hold 255
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class Card:
     last4: str
     exp_month: int
     exp_year: int
+    fingerprint: str = ""  # the same card number gives the same fingerprint, whichever customer holds it
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,7 @@ def _card(pm) -> Card:
         last4=str(_field(card, "last4", "")),
         exp_month=int(_field(card, "exp_month", 0)),
         exp_year=int(_field(card, "exp_year", 0)),
+        fingerprint=str(_field(card, "fingerprint", "") or ""),
     )
 
 
@@ -320,10 +326,26 @@ def payment_intent_cancel(*, payment_intent_id: str, idempotency_key: str) -> Pa
 def webhook_event_construct(*, payload: bytes, signature: str) -> WebhookEvent:
     """Verify the Stripe-Signature header on the raw body and return the event's id, type and object."""
     try:
-        event = stripe.Webhook.construct_event(payload, signature, settings.STRIPE_WEBHOOK_SECRET)
+        text = payload.decode("utf-8")
+        stripe.WebhookSignature.verify_header(text, signature, settings.STRIPE_WEBHOOK_SECRET)
     except stripe.SignatureVerificationError as exc:
         raise WebhookSignatureInvalid("The webhook signature does not match.", code="bad_signature") from exc
-    except ValueError as exc:
+    except ValueError as exc:  # not UTF-8
         raise WebhookSignatureInvalid("The webhook body is not JSON.", code="bad_payload") from exc
-    obj = event.data.object
-    return WebhookEvent(id=event.id, type=event.type, object_type=_field(obj, "object", ""), object_id=_field(obj, "id", ""))
+    # Validly signed is not the same as well formed: check the shape before reading it (an array, an event
+    # without data, ids longer than Stripe's 255 characters are refused as a bad payload, never a crash).
+    try:
+        event = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise WebhookSignatureInvalid("The webhook body is not JSON.", code="bad_payload") from exc
+    data = event.get("data") if isinstance(event, dict) else None
+    obj = data.get("object") if isinstance(data, dict) else None
+    event_id, event_type = (event.get("id"), event.get("type")) if isinstance(event, dict) else (None, None)
+    if not (isinstance(event_id, str) and isinstance(event_type, str) and isinstance(obj, dict)):
+        raise WebhookSignatureInvalid("The webhook body is not a Stripe event with data.", code="bad_payload")
+    object_type, object_id = obj.get("object", ""), obj.get("id", "")
+    if not (isinstance(object_type, str) and isinstance(object_id, str)):
+        raise WebhookSignatureInvalid("The event's object has no valid type and id.", code="bad_payload")
+    if not 0 < len(event_id) <= MAX_ID_LENGTH or len(object_id) > MAX_ID_LENGTH or len(event_type) > MAX_ID_LENGTH:
+        raise WebhookSignatureInvalid("An id in the event is longer than Stripe's 255 characters.", code="bad_payload")
+    return WebhookEvent(id=event_id, type=event_type, object_type=object_type, object_id=object_id)

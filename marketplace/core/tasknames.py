@@ -15,7 +15,11 @@ BILLING_CAPTURE_ROUND = "marketplace.tasks_billing.billing_capture_round_task"
 BILLING_RELEASE_ROUND = "marketplace.tasks_billing.billing_release_round_task"
 JOB_RUN = "training.tasks.job_run_task"
 JOBS_REAP = "training.tasks.jobs_reap_task"
+OUTBOX_RELAY = "marketplace.tasks.outbox_relay_task"
+BILLING_RELEASE_SWEEP = "marketplace.tasks_billing.billing_release_sweep_task"
+INVITATION_SEND = "marketplace.tasks.invitation_send_task"
 
 ALL = frozenset(
-    {ROUND_SAMPLE, ROUND_SETTLE, ROUND_AFTER_JOB, ROUNDS_TICK, BILLING_CAPTURE_ROUND, BILLING_RELEASE_ROUND, JOB_RUN, JOBS_REAP}
+    {ROUND_SAMPLE, ROUND_SETTLE, ROUND_AFTER_JOB, ROUNDS_TICK, BILLING_CAPTURE_ROUND, BILLING_RELEASE_ROUND, JOB_RUN, JOBS_REAP,
+     OUTBOX_RELAY, BILLING_RELEASE_SWEEP, INVITATION_SEND}
 )

@@ -6,6 +6,7 @@ Each step calls the same services the site and the API call; only the waiting an
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -23,10 +24,15 @@ class DemoRunner:
         self.opts = opts
         self.worker = None
         self.stripe = None
+        self.engine = None
         self.deadline = time.monotonic() + float(opts.get("timeout", 540))
 
     # --- processes -------------------------------------------------------------------------------------------
     def start_services(self) -> None:
+        # The filesystem broker has no host, and kombu says so on every new connection; not news in the demo.
+        logging.getLogger("kombu.connection").addFilter(
+            lambda record: not record.getMessage().startswith("No hostname was supplied")
+        )
         from marketplace.devtools.worker import CeleryWorker, WorkerFailed
         from marketplace.localstripe_server import LocalStripe
 
@@ -50,6 +56,8 @@ class DemoRunner:
         self.write(f"Celery worker ready (pid {self.worker.pid})")
 
     def stop(self) -> None:
+        if self.engine is not None:
+            self.engine.stop()
         if self.worker is not None:
             self.worker.stop(timeout=30)
         if self.stripe is not None:
@@ -107,6 +115,7 @@ class DemoRunner:
         self.wait("billing", lambda: not Round.objects.get(pk=round.pk).billing_pending,
                   lambda: "capturing payments ...")
         summary = self.report(round)
+        summary = self.call_model(round, summary)
         self.write("")
         self.write("Log in with `make serve`, then http://127.0.0.1:8000/ :")
         self.write(f"  operator (staff): {STAFF_EMAIL} / {DEMO_PASSWORD}")
@@ -114,16 +123,62 @@ class DemoRunner:
             self.write(f"  {spec.name} admin: {spec.admin_email} / {DEMO_PASSWORD}   member: {spec.member_email}")
         return summary
 
+    def call_model(self, round, summary: dict[str, Any]) -> dict[str, Any]:
+        """End on the product: the delivered model answers through /v1/chat/completions (the site's view, called
+        in-process with a fresh token of the first demo group's admin) from a real engine process. The model id and
+        the token go into summary.json, so that after the demo `make serve` answers the OpenAI SDK with them."""
+        from django.contrib.auth.models import User
+        from django.test import Client
+
+        from marketplace.accounts.models import ApiToken
+        from marketplace.accounts.tokens import api_token_create
+        from marketplace.delivery.models import FineTunedModel
+        from marketplace.devtools.demo_seed import DEMO_GROUPS
+        from marketplace.devtools.engine import EngineFailed, InferenceEngine
+
+        model = FineTunedModel.objects.filter(round=round).first()
+        if model is None:
+            raise CommandError(f"The delivered round published no model; see {self.out_dir / 'worker.log'}")
+        admin = User.objects.get(email=DEMO_GROUPS[0].admin_email)
+        ApiToken.objects.filter(user=admin, name="demo").delete()  # demo data only: the last run's token goes
+        _, token = api_token_create(user=admin, name="demo")
+        summary = {**summary, "model": model.model_id, "demo_api_token": token}
+        (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        self.engine = InferenceEngine(log_path=self.out_dir / "engine.log", model_cache=Path(settings.MODEL_CACHE_DIR),
+                                      start_timeout=max(30.0, self.deadline - time.monotonic()))
+        self.write(f"Starting the inference engine (log {self.out_dir / 'engine.log'}) ...")
+        try:
+            settings.INFERENCE_URL = self.engine.start()
+        except EngineFailed as exc:
+            raise CommandError(str(exc)) from exc
+        prompt = round.prompts[0]
+        question = prompt.removeprefix("Question: ").split("\nAnswer:")[0].strip()
+        body = {"model": model.model_id, "messages": [{"role": "user", "content": question}], "max_tokens": 48, "seed": 0}
+        response = Client().post("/v1/chat/completions", json.dumps(body), content_type="application/json",
+                                 headers={"Authorization": f"Bearer {token}"})
+        if response.status_code != 200:
+            raise CommandError(f"/v1/chat/completions answered {response.status_code}: {response.content[:300]!r}")
+        answer = response.json()["choices"][0]["message"]["content"]
+        self.write(f"POST /v1/chat/completions  model={model.model_id}")
+        self.write(f"  Q: {question}")
+        self.write(f"  A: {answer.strip()}")
+        summary["chat_answer"] = answer
+        (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        self.write(f"Model {model.model_id}; API token of {admin.email} in {self.out_dir / 'summary.json'}")
+        return summary
+
     def _cards(self, groups) -> None:
         from marketplace.billing.services import billing_card_attach
         from marketplace.devtools.demo_seed import DEMO_GROUPS
         from marketplace.models import Membership
 
-        for spec in DEMO_GROUPS:
+        # One card per group: a card can back only one group's bid in a round (Stripe test cards, distinct numbers).
+        cards = ("pm_card_visa", "pm_card_mastercard", "pm_card_discover")
+        for spec, card in zip(DEMO_GROUPS, cards, strict=False):
             group = groups[spec.slug]
             admin = Membership.objects.get(group=group, role=Membership.Role.ADMIN, user__email=spec.admin_email).user
-            billing_card_attach(group=group, by=admin, payment_method_id="pm_card_visa")
-        self.write("Cards on file for all three groups (test card 4242)")
+            billing_card_attach(group=group, by=admin, payment_method_id=card)
+        self.write("Cards on file for all three groups (Stripe test cards: Visa, Mastercard, Discover)")
 
     def _preferences_and_bids(self, round, groups) -> None:
         from marketplace.billing.bids import bid_place
@@ -187,17 +242,26 @@ class DemoRunner:
         for go in GroupOutcome.objects.filter(outcome=outcome).select_related("group").order_by("-bid_cents"):
             captured = sum(Payment.objects.filter(round=round, group=go.group, status=Payment.Status.CAPTURED)
                            .values_list("amount_captured_cents", flat=True))
-            delivered_value = (go.delivered_reward or 0.0) * go.bid_cents / 100.0
+            delivered = go.delivered_reward_candidates if go.delivered_reward_candidates is not None else go.delivered_reward
+            delivered_value = (delivered or 0.0) * go.bid_cents / 100.0
             rows.append({
                 "id": go.group.slug,
                 "name": go.group.name,
                 "bid_cents": go.bid_cents,
                 "promised_value": round_float(go.promised_value),
                 "delivered_value": round_float(delivered_value),
+                # Rewards on the group's normalised 0-1 scale. delivered_reward is the candidate measure billing uses;
+                # delivered_reward_fresh is the adapter's fresh answers on the round's prompts.
+                "base_reward": round_float(go.candidate_base_reward),
+                "base_reward_fresh": round_float(go.base_reward),
+                "without_you_reward": round_float(go.without_reward),
                 "promised_reward": round_float(go.expected_reward),
-                "delivered_reward": round_float(go.delivered_reward),
-                "base_reward": round_float(go.base_reward),
-                "payment_cents": go.payment_cents,
+                "delivered_reward": round_float(go.delivered_reward_candidates),
+                "delivered_reward_fresh": round_float(go.delivered_reward),
+                "auction_payment_cents": go.payment_cents,
+                "payment_cents": go.model_price_cents,
+                "charge_basis": go.charge_basis,
+                "fee_cents": go.fee_cents,
                 "captured_cents": int(captured),
                 "utility": round_float(delivered_value - captured / 100.0),
             })
@@ -220,19 +284,28 @@ class DemoRunner:
         return summary
 
     def print_table(self, summary: dict[str, Any]) -> None:
-        head = f"{'group':<18}{'bid':>10}{'promised':>10}{'delivered':>11}{'price':>9}{'captured':>10}{'utility':>9}"
+        head = (f"{'group':<18}{'bid $':>9}{'base $':>9}{'promised $':>12}{'delivered $':>13}{'price $':>9}"
+                f"{'captured $':>12}{'utility $':>11}")
         self.write("")
         self.write(head)
         self.write("-" * len(head))
         for g in summary["groups"]:
-            self.write(f"{g['id']:<18}{g['bid_cents'] / 100:>10.2f}{g['promised_value']:>10.2f}"
-                       f"{g['delivered_value']:>11.2f}{g['payment_cents'] / 100:>9.2f}{g['captured_cents'] / 100:>10.2f}"
-                       f"{g['utility']:>9.2f}")
+            base = (g["base_reward"] or 0.0) * g["bid_cents"] / 100.0
+            self.write(f"{g['id']:<18}{g['bid_cents'] / 100:>9.2f}{base:>9.2f}{g['promised_value']:>12.2f}"
+                       f"{g['delivered_value']:>13.2f}{g['payment_cents'] / 100:>9.2f}{g['captured_cents'] / 100:>12.2f}"
+                       f"{g['utility']:>11.2f}")
         self.write("-" * len(head))
+        for line in (
+            "All amounts in US dollars. A group's value of a model is its bid times the model's average reward on",
+            "the group's 0-1 scale: base = the untrained model, promised = the auction's target, delivered = the",
+            "trained model. price = what the auction charges, captured = what the card was charged, utility =",
+            "delivered - captured.",
+        ):
+            self.write(line)
         tv = ""
         if summary["tv_before"] is not None:
-            tv = f"   TV to q*: {summary['tv_before']:.3f} before -> {summary['tv_after']:.3f} after training"
-        self.write(f"welfare {summary['welfare']:.3f} $   KL(q*||q0) {summary['kl_to_base']:.3f} nats{tv}")
+            tv = f"; distance to the target (TV): {summary['tv_before']:.3f} before, {summary['tv_after']:.3f} after training"
+        self.write(f"Welfare {summary['welfare']:.3f} $; the target's KL to the base model {summary['kl_to_base']:.3f} nats{tv}.")
 
 
 def round_float(x: float | None) -> float | None:
@@ -249,18 +322,20 @@ def write_chart(summary: dict[str, Any], path: Path) -> None:
     names = [g["id"] for g in groups]
     series = {
         "bid": [g["bid_cents"] / 100 for g in groups],
+        "base model value": [(g["base_reward"] or 0.0) * g["bid_cents"] / 100 for g in groups],
         "promised value": [g["promised_value"] for g in groups],
         "delivered value": [g["delivered_value"] for g in groups],
         "price paid": [g["captured_cents"] / 100 for g in groups],
     }
     fig, ax = plt.subplots(figsize=(8, 4.2), dpi=110)
-    width = 0.2
+    width = 0.16
+    middle = (len(series) - 1) / 2
     for i, (label, values) in enumerate(series.items()):
-        ax.bar([x + (i - 1.5) * width for x in range(len(names))], values, width, label=label)
+        ax.bar([x + (i - middle) * width for x in range(len(names))], values, width, label=label)
     ax.set_xticks(range(len(names)), names)
     ax.set_ylabel("US dollars")
     ax.set_title(f"One round: welfare {summary['welfare']:.2f} $, KL {summary['kl_to_base']:.3f} nats")
-    ax.legend(frameon=False, ncols=4, loc="upper center", bbox_to_anchor=(0.5, -0.1))
+    ax.legend(frameon=False, ncols=5, loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize="small")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -57,7 +57,10 @@ def demo_seed(*, prompts: list[str], kl_weight: float, candidates_per_prompt: in
         Membership.objects.get_or_create(group=group, user=member, defaults={"role": Membership.Role.MEMBER})
         groups[spec.slug] = group
     now = timezone.now()
-    n = Round.objects.count() + 1
+    # Runs of the demo are numbered among the demo's own rounds, not every round in the database.
+    n = Round.objects.filter(slug__startswith="support-assistant-").count() + 1
+    while Round.objects.filter(slug=f"support-assistant-{n}").exists():
+        n += 1
     round = Round.objects.create(
         title=title if n == 1 else f"{title} (run {n})",
         slug=f"support-assistant-{n}",

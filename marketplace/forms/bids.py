@@ -2,45 +2,38 @@
 
 from __future__ import annotations
 
-import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django import forms
 
+from marketplace.core.currency import exponent as currency_exponent
+from marketplace.core.currency import format_amount, parse_amount
+
 MAX_BID_UNITS = Decimal("1000000")
-THOUSANDS = re.compile(r"^\d{1,3}(,\d{3})+(\.\d+)?$")
-MAX_BID_CENTS = int(MAX_BID_UNITS * 100)
+MAX_BID_CENTS = int(MAX_BID_UNITS * 100)  # the ceiling in a two-decimal currency; see max_bid_minor
 
 
-def amount_to_cents(text: str) -> int:
-    """ "25.00" -> 2500. Refuses more than two decimals, zero, negatives and amounts over 1,000,000."""
-    cleaned = (text or "").strip().replace("_", "")
-    for symbol in ("$", "€", "£"):
-        cleaned = cleaned.removeprefix(symbol)
-    if "," in cleaned:
-        # Only as a thousands separator ("1,250.00"); "1,5" is a decimal comma and would bid ten times too much.
-        if not THOUSANDS.match(cleaned):
-            raise forms.ValidationError("Write the amount with a decimal point, such as 1.50 (commas only between thousands).")
-        cleaned = cleaned.replace(",", "")
+def max_bid_minor(currency: str) -> int:
+    """One million in major units, in the currency's minor units."""
+    return int(MAX_BID_UNITS.scaleb(currency_exponent(currency)))
+
+
+def amount_to_cents(text: str, currency: str = "usd") -> int:
+    """ "25.00" -> 2500 (usd), "3000" -> 3000 (jpy). Exactly, never through a float. Refuses more decimals than the
+    currency has, exponents, signs, non-ASCII digits, zero and amounts over 1,000,000 major units."""
     try:
-        amount = Decimal(cleaned)
-    except InvalidOperation:
-        raise forms.ValidationError("Enter an amount such as 25.00.") from None
-    if not amount.is_finite():
-        raise forms.ValidationError("Enter an amount such as 25.00.")
-    if amount.as_tuple().exponent < -2 and amount != amount.quantize(Decimal("0.01")):
-        raise forms.ValidationError("Use at most two decimal places (whole cents).")
-    if amount < 0:
-        raise forms.ValidationError("A bid cannot be negative.")
-    if amount == 0:
+        minor = parse_amount(text, currency)
+    except ValueError as exc:
+        raise forms.ValidationError(str(exc)) from None
+    if minor == 0:
         raise forms.ValidationError("A bid must be more than zero; to take part without paying, withdraw instead.")
-    if amount > MAX_BID_UNITS:
+    if minor > max_bid_minor(currency):
         raise forms.ValidationError("That is more than the largest bid accepted here (1,000,000).")
-    return int(amount * 100)
+    return minor
 
 
-def cents_to_amount(cents: int) -> str:
-    return f"{cents // 100}.{cents % 100:02d}"
+def cents_to_amount(cents: int, currency: str = "usd") -> str:
+    return format_amount(cents, currency)
 
 
 class BidForm(forms.Form):
@@ -50,5 +43,11 @@ class BidForm(forms.Form):
         widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "placeholder": "25.00"}),
     )
 
+    def __init__(self, *args, currency: str = "usd", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.currency = currency
+        example = format_amount(2500 * 10 ** currency_exponent(currency) // 100, currency)
+        self.fields["amount"].widget.attrs["placeholder"] = example
+
     def clean_amount(self) -> int:
-        return amount_to_cents(self.cleaned_data["amount"])
+        return amount_to_cents(self.cleaned_data["amount"], self.currency)

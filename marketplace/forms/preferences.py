@@ -41,6 +41,12 @@ class RubricForm(forms.Form):
     def payload(self) -> dict[str, Any]:
         return {"phrases": self.cleaned_data["phrases"], "target_length_words": self.cleaned_data.get("target_length_words")}
 
+    @staticmethod
+    def initial_from(payload: dict[str, Any]) -> dict[str, Any]:
+        """A stored rubric back in the form's own "phrase, weight" lines."""
+        lines = [f"{p['phrase']}, {p['weight']:g}" for p in payload.get("phrases") or []]
+        return {"phrases": "\n".join(lines), "target_length_words": payload.get("target_length_words")}
+
 
 class ScoresUploadForm(forms.Form):
     file = forms.FileField(

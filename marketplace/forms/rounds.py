@@ -59,10 +59,28 @@ class RoundForm(forms.Form):
         help_text='One JSON object per line: {"prompt": "...", "weight": 2.0} (weight optional). Replaces the list above.',
     )
     kl_weight = forms.FloatField(
-        label="KL weight λ", min_value=0, help_text="Currency units per nat of KL divergence from the base model; greater than 0."
+        label="KL weight λ",
+        min_value=0,
+        initial=4.0,
+        help_text="The price of moving the model away from the base model, in the round's currency per nat of KL "
+        "divergence; greater than 0. The target weights each candidate by exp(bids × reward / λ), so what counts is the "
+        "total of the bids over λ: with bids totalling $80 and λ = 4 (the default, as in the demo) the ratio is 20 and "
+        "the model moves far toward the bidders' favourite answers; a λ near the bids' total keeps it close to the base. "
+        "Whatever λ, no group pays more than its bid.",
     )
     candidates_per_prompt = forms.IntegerField(min_value=1, max_value=MAX_CANDIDATES, initial=8)
-    currency = forms.CharField(min_length=3, max_length=3, initial="usd", help_text="Three-letter code, e.g. USD.")
+    currency = forms.CharField(
+        min_length=3, max_length=3, initial="usd", help_text="ISO 4217 code of a currency Stripe charges, e.g. USD, EUR, JPY."
+    )
+    participation_fee_cents = forms.IntegerField(
+        label="Participation fee (minor units)", min_value=0, initial=0, required=False,
+        help_text="Charged to every bidding group with its price, held with its bid; known before bidding. "
+        "It changes no group's best report and makes splitting into fake groups cost a fee each.",
+    )
+    min_bid_cents = forms.IntegerField(
+        label="Minimum bid (minor units)", min_value=1, initial=1, required=False,
+        help_text="The smallest bid accepted, in minor units of the currency (cents).",
+    )
     opens_at = forms.DateTimeField(
         label="Bidding opens (UTC)",
         input_formats=[DATETIME_FORMAT, "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"],
@@ -85,13 +103,16 @@ class RoundForm(forms.Form):
                 "kl_weight": round.kl_weight,
                 "candidates_per_prompt": round.candidates_per_prompt,
                 "currency": round.currency.upper(),
+                "participation_fee_cents": round.participation_fee_cents,
+                "min_bid_cents": round.min_bid_cents,
                 "opens_at": round.opens_at,
                 "closes_at": round.closes_at,
             }
         super().__init__(*args, **kwargs)
         if round is not None and round.status != Round.Status.DRAFT:
             # Frozen outside draft: shown, not submitted, so an edit of the title cannot touch them.
-            for name in ("base_model", "prompts_text", "prompts_file", "kl_weight", "candidates_per_prompt", "currency"):
+            for name in ("base_model", "prompts_text", "prompts_file", "kl_weight", "candidates_per_prompt", "currency",
+                         "participation_fee_cents", "min_bid_cents"):
                 self.fields[name].disabled = True
                 self.fields[name].help_text = "Fixed once the round leaves draft."
         if round is not None and round.status not in (Round.Status.DRAFT, Round.Status.OPEN):
@@ -136,6 +157,8 @@ class RoundForm(forms.Form):
                 kl_weight=data["kl_weight"],
                 candidates_per_prompt=data["candidates_per_prompt"],
                 currency=data["currency"],
+                participation_fee_cents=data.get("participation_fee_cents") or 0,
+                min_bid_cents=data.get("min_bid_cents") or 1,
             )
         return fields
 

@@ -12,9 +12,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from marketplace.accounts.tokens import hash_token
+from marketplace.core import tasknames
+from marketplace.core.enqueue import enqueue_after_commit
 from marketplace.core.errors import AppError, Conflict, Gone, NotAllowed, NotFound
 from marketplace.core.transitions import compare_and_set
 from marketplace.groups.models import Invitation, Membership, PreferenceGroup
+from marketplace.verification.services import require_verified_email
 
 S = Invitation.Status
 
@@ -31,10 +34,29 @@ def invitation_url(token: str) -> str:
     return f"{settings.SITE_URL.rstrip('/')}/invitations/{token}/"
 
 
+def _check_rate(*, group: PreferenceGroup, by) -> None:
+    """At most settings.INVITATIONS_PER_GROUP_PER_HOUR from a group and INVITATIONS_PER_USER_PER_HOUR from a person
+    (over all their groups), counted over the last hour: the platform's mail is not a free relay."""
+    since = timezone.now() - timedelta(hours=1)
+    if Invitation.objects.filter(group=group, created_at__gte=since).count() >= settings.INVITATIONS_PER_GROUP_PER_HOUR:
+        raise Conflict(
+            f"{group.name} has sent {settings.INVITATIONS_PER_GROUP_PER_HOUR} invitations in the last hour, the most "
+            "allowed. Try again later.", code="invitation_rate_limited",
+        )
+    if Invitation.objects.filter(invited_by=by, created_at__gte=since).count() >= settings.INVITATIONS_PER_USER_PER_HOUR:
+        raise Conflict(
+            f"You have sent {settings.INVITATIONS_PER_USER_PER_HOUR} invitations in the last hour, the most allowed. "
+            "Try again later.", code="invitation_rate_limited",
+        )
+
+
 def invitation_create(*, group: PreferenceGroup, by, email: str = "", role: str = "member") -> tuple[Invitation, str]:
-    """A new invitation and its plain token (shown or e-mailed once, never stored). E-mail invitations are sent now."""
+    """A new invitation and its plain token (shown once for a link, never stored). E-mail invitations are mailed by
+    a task after commit (invitation_send, with retries), so a mail server that is down never fails the request."""
     if not Membership.objects.filter(group=group, user=by, role=Membership.Role.ADMIN).exists():
         raise NotAllowed("Only the group's admins can invite people.")
+    require_verified_email(user=by)
+    _check_rate(group=group, by=by)
     if role not in Membership.Role.values:
         raise AppError("Choose admin or member.", field="role")
     email = (email or "").strip().lower()
@@ -54,15 +76,35 @@ def invitation_create(*, group: PreferenceGroup, by, email: str = "", role: str 
     except IntegrityError as exc:  # a 256-bit collision; worth a clear message rather than a 500
         raise AppError("Could not create the invitation; please try again.") from exc
     if email:
-        # After commit, so a rolled-back invitation never leaves an e-mail with a dead link behind.
-        transaction.on_commit(lambda: _send_invitation_email(invitation, plain))
+        # Through the outbox, after commit: a rolled-back invitation never leaves an e-mail with a dead link behind.
+        enqueue_after_commit(tasknames.INVITATION_SEND, invitation.pk)
     return invitation, plain
+
+
+def invitation_send(*, invitation_id: int) -> bool:
+    """Mail a pending e-mail invitation its link; False when there is nothing to send (answered, revoked, no address).
+
+    The plain token is never stored, not even in the task's message: each send mints a fresh one and replaces the
+    stored hash, so only the newest e-mail's link works. A redelivered task therefore sends a second, working link.
+    An SMTP failure raises, and the task retries with backoff.
+    """
+    with transaction.atomic():
+        invitation = (
+            Invitation.objects.select_for_update().select_related("group", "invited_by").filter(pk=invitation_id).first()
+        )
+        if invitation is None or invitation.status != S.PENDING or not invitation.email:
+            return False
+        plain = secrets.token_urlsafe(32)
+        Invitation.objects.filter(pk=invitation.pk).update(token_hash=hash_token(plain))
+        _send_invitation_email(invitation, plain)
+    return True
 
 
 def _send_invitation_email(invitation: Invitation, plain: str) -> None:
     inviter = invitation.invited_by.get_full_name() or invitation.invited_by.email
     send_mail(
-        subject=f"You are invited to join {invitation.group.name} on Tunemarket",
+        # A fixed subject: group and person names are chosen by whoever invites, so they stay out of it.
+        subject="You have an invitation to a preference group on Tunemarket",
         message=(
             f"{inviter} invited you to join the preference group “{invitation.group.name}” as {invitation.role}.\n\n"
             f"Accept or decline here (you will need an account for {invitation.email}):\n{invitation_url(plain)}\n\n"
@@ -91,6 +133,9 @@ def invitation_check(*, invitation: Invitation | None, user=None, now=None) -> I
 def _respond(*, token: str, user, to_status: str) -> Invitation:
     if not getattr(user, "is_authenticated", False):
         raise NotAllowed("Log in to answer this invitation.", code="login_required")
+    if to_status == S.ACCEPTED:
+        # An invitation bound to an address is only as good as the proof that the account owns that address.
+        require_verified_email(user=user)
     found = Invitation.objects.select_related("group").filter(token_hash=hash_token(token or "")).first()
     invitation = invitation_check(invitation=found, user=user)
     now = timezone.now()

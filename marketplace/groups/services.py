@@ -7,6 +7,7 @@ from django.utils.text import slugify
 
 from marketplace.core.errors import AppError, Conflict, NotAllowed, NotFound
 from marketplace.groups.models import Membership, PreferenceGroup
+from marketplace.verification.services import require_verified_email
 
 Role = Membership.Role
 # Slugs that would collide with fixed paths under /groups/.
@@ -32,7 +33,8 @@ def _unique_slug(name: str) -> str:
 
 
 def group_create(*, user, name: str, description: str = "") -> PreferenceGroup:
-    """Create a group with `user` as its first admin."""
+    """Create a group with `user` as its first admin (an account with a confirmed address)."""
+    require_verified_email(user=user)
     name = _clean_name(name)
     for _ in range(5):
         try:

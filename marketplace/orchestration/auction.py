@@ -11,8 +11,10 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from auctions.mechanism import payments_to_cents, solve
+from auctions.guarantee import delivery_guarantee
+from auctions.mechanism import payments_to_cents, reference_points, solve
 from auctions.schema import instance_from_json, result_to_json
+from marketplace.core import currency
 from marketplace.core.errors import AppError
 from marketplace.rounds.models import Bid, Round
 from marketplace.rounds.outcomes import AuctionOutcome, GroupOutcome
@@ -29,7 +31,8 @@ def auction_instance_for_round(*, round: Round) -> tuple[dict[str, Any], list[An
     """Build the schema-v1 instance from the round's stored candidates, reward models and active bids.
 
     Returns the instance and the bids (in the instance's group order). Bids are in currency units per unit of
-    normalised reward (cents / 100), the unit the mechanism's payments come back in.
+    normalised reward (major units of the round's currency, by its ISO 4217 exponent), the unit the mechanism's
+    payments come back in.
     """
     bids = list(
         Bid.objects.filter(round=round, status=Bid.Status.ACTIVE).select_related("group").order_by("group__slug")
@@ -61,7 +64,7 @@ def auction_instance_for_round(*, round: Round) -> tuple[dict[str, Any], list[An
         )
     instance = {
         "kl_weight": float(round.kl_weight),
-        "groups": [{"id": bid.group.slug, "bid": bid.amount_cents / 100.0} for bid in bids],
+        "groups": [{"id": bid.group.slug, "bid": currency.to_major(bid.amount_cents, round.currency)} for bid in bids],
         "prompts": prompts,
     }
     return instance, bids
@@ -80,8 +83,14 @@ def auction_run(*, round: Round) -> AuctionOutcome:
     instance = instance_from_json(instance_json)
     outcome = solve(instance)
     result = result_to_json(instance, outcome)
-    # Bids (and so payments) are in currency units in the instance; billing works in cents, rounded down.
-    cents = payments_to_cents([p * 100.0 for p in outcome.payment], [bid.amount_cents for bid in bids])
+    # Bids (and so payments) are in major units in the instance; billing works in minor units, rounded down to an
+    # amount Stripe can charge.
+    scale = 10 ** currency.exponent(round.currency)
+    cents = [
+        currency.charge_floor(c, round.currency)
+        for c in payments_to_cents([p * scale for p in outcome.payment], [bid.amount_cents for bid in bids])
+    ]
+    refs = reference_points(instance)
     try:
         with transaction.atomic():
             record = AuctionOutcome.objects.create(
@@ -103,9 +112,40 @@ def auction_run(*, round: Round) -> AuctionOutcome:
                     payment=float(outcome.payment[i]),
                     payment_cents=cents[i],
                     utility=float(outcome.utility[i]),
+                    candidate_base_reward=float(refs.base[i]),
+                    without_reward=float(refs.without[i]),
+                    fee_cents=round.participation_fee_cents,
                 )
                 for i, bid in enumerate(bids)
             )
     except IntegrityError:
         return AuctionOutcome.objects.get(round=round)
     return record
+
+
+def auction_delivery_settle(*, round: Round, log_q_theta: list[list[float]]) -> AuctionOutcome:
+    """Fix what each group is charged for the delivered model: min(auction price, bid x max(0, D - C)).
+
+    D is measured on the round's fixed candidates with the adapter's implied reweighting (``log_q_theta``, from the
+    job's evaluation) on the auction's own normalised scores, C is the reward under the model trained without the
+    group; neither depends on anything reported after the close. When training reproduces q* the charge is exactly
+    the auction's price (docs/auction.md proves it). Idempotent: a group whose charge is set keeps it.
+    """
+    outcome = AuctionOutcome.objects.get(round=round)
+    instance = instance_from_json(outcome.instance)
+    guarantee = delivery_guarantee(instance, solve(instance), log_q_theta)
+    by_slug = {g["id"]: i for i, g in enumerate(outcome.instance["groups"])}
+    with transaction.atomic():
+        for go in GroupOutcome.objects.select_for_update().filter(outcome=outcome, charge_cents__isnull=True).select_related("group"):
+            i = by_slug[go.group.slug]
+            bound_cents = currency.charge_floor(
+                min(go.bid_cents, currency.major_to_minor_floor(float(guarantee.bound[i]), round.currency)), round.currency
+            )
+            charge = min(go.payment_cents, bound_cents)
+            GroupOutcome.objects.filter(pk=go.pk).update(
+                delivered_reward_candidates=float(guarantee.delivered[i]),
+                guarantee_cents=bound_cents,
+                charge_cents=charge,
+                charge_basis="auction_price" if charge == go.payment_cents else "delivery_guarantee",
+            )
+    return outcome

@@ -16,10 +16,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from marketplace.billing.bids import bids_reauthorise
 from marketplace.core import tasknames
 from marketplace.core.enqueue import enqueue_after_commit
 from marketplace.core.errors import AppError, Conflict, NotAllowed
-from marketplace.orchestration.auction import auction_run
+from marketplace.delivery.services import model_publish
+from marketplace.orchestration.auction import auction_delivery_settle, auction_run
 from marketplace.rounds.models import Round
 from marketplace.rounds.services import round_transition
 from training.models import Candidate, TrainingJob
@@ -64,7 +66,15 @@ def round_close_request(*, round: Round, by=None) -> bool:
 
 
 def round_cancel_request(*, round: Round, by=None, reason: str = "Cancelled by staff.") -> bool:
+    """Cancel a round and release every hold. Once bidding has closed, a person cancelling must give a public reason:
+    the groups committed real bids to this round and the round page shows why it did not go ahead."""
     _check_staff(by)
+    reason = (reason or "").strip()
+    if by is not None and round.status in (S.CLOSED, S.TRAINING) and reason in ("", "Cancelled by staff."):
+        raise AppError(
+            "Give the reason for cancelling a round after bidding closed; it is shown on the round page.", field="reason"
+        )
+    reason = reason[:500] or "Cancelled by staff."
     with transaction.atomic():
         locked = Round.objects.select_for_update().get(pk=round.pk)
         if not locked.can_cancel:
@@ -109,6 +119,8 @@ def round_settle(*, round: Round) -> int | None:
     if round.status != S.CLOSED:
         return None
     candidates_sample(round=round)
+    # Only bids backed by a live authorisation enter the auction (deferred or lapsed ones are authorised again now).
+    bids_reauthorise(round=round)
     if not reward_models_fit(round=round):
         round_cancel_request(round=round, reason="No group had both a bid and reward preferences: nothing to train.")
         return None
@@ -134,7 +146,12 @@ def round_after_job(*, round: Round) -> str:
     if job is None or round.status != S.TRAINING:
         return round.status
     if job.status == TrainingJob.Status.SUCCEEDED:
-        job_evaluate(job=job)
+        evaluation = job_evaluate(job=job)
+        log_q_theta = (evaluation.details or {}).get("log_q_theta")
+        if log_q_theta:  # evaluations stored before the guarantee existed charge the auction price
+            auction_delivery_settle(round=round, log_q_theta=log_q_theta)
+        # The model page, its downloads and /v1/ serve what this builds (in this worker, never the web process).
+        model_publish(round=round)
         with transaction.atomic():
             if round_transition(round=round, from_status=S.TRAINING, to_status=S.DELIVERED):
                 Round.objects.filter(pk=round.pk).update(billing_pending=True)

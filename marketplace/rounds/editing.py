@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-import re
 from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
+from marketplace.core import currency
 from marketplace.core.errors import AppError, Conflict, NotAllowed
 from marketplace.rounds.models import Round
 
@@ -18,9 +18,12 @@ MAX_PROMPTS = 10_000
 MAX_PROMPT_CHARS = 4_000
 MAX_CANDIDATES = 64
 # Fields that define what is sampled and what bidders bid on: frozen once the round leaves draft.
-DRAFT_ONLY_FIELDS = ("prompts", "prompt_weights", "base_model", "candidates_per_prompt", "kl_weight", "currency")
+DRAFT_ONLY_FIELDS = (
+    "prompts", "prompt_weights", "base_model", "candidates_per_prompt", "kl_weight", "currency",
+    "participation_fee_cents", "min_bid_cents",
+)
+MAX_FEE_MINOR = 10**10
 EDITABLE_FIELDS = ("title", "description", "opens_at", "closes_at", *DRAFT_ONLY_FIELDS)
-_CURRENCY = re.compile(r"^[a-z]{3}$")
 
 
 def _check_staff(by) -> None:
@@ -53,9 +56,22 @@ def _clean(fields: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CANDIDATES:
             raise AppError(f"Candidates per prompt must be a whole number from 1 to {MAX_CANDIDATES}.", field="candidates_per_prompt")
     if "currency" in out:
-        out["currency"] = (out["currency"] or "").strip().lower()
-        if not _CURRENCY.match(out["currency"]):
-            raise AppError("The currency is a three-letter code such as USD or EUR.", field="currency")
+        try:
+            out["currency"] = currency.normalise(out["currency"])
+        except currency.UnknownCurrency:
+            raise AppError(
+                "Use the ISO 4217 code of a currency Stripe can charge, such as USD, EUR or JPY.", field="currency"
+            ) from None
+    for name in ("participation_fee_cents", "min_bid_cents"):
+        if name in out:
+            value = out[name]
+            if value is None:
+                out[name] = 0 if name == "participation_fee_cents" else 1
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_FEE_MINOR:
+                raise AppError("Give a whole number of minor units (cents), 0 or more.", field=name)
+    if out.get("min_bid_cents") == 0:
+        out["min_bid_cents"] = 1
     if "prompts" in out:
         prompts = out["prompts"]
         if not isinstance(prompts, list) or not prompts:
@@ -112,6 +128,8 @@ def round_create(
     prompt_weights: list[float] | None = None,
     candidates_per_prompt: int = 8,
     currency: str = "usd",
+    participation_fee_cents: int = 0,
+    min_bid_cents: int = 1,
 ) -> Round:
     """A new round in draft. The slug comes from the title and is made unique."""
     _check_staff(by)
@@ -125,6 +143,8 @@ def round_create(
             kl_weight=kl_weight,
             candidates_per_prompt=candidates_per_prompt,
             currency=currency,
+            participation_fee_cents=participation_fee_cents,
+            min_bid_cents=min_bid_cents,
         )
     )
     _check_window(opens_at, closes_at)

@@ -30,7 +30,14 @@ class Round(models.Model):
     prompt_weights = models.JSONField(null=True, blank=True, help_text="Optional weights, one per prompt; uniform if empty.")
     kl_weight = models.FloatField(help_text="lambda: currency units per nat of KL from the base model.")
     candidates_per_prompt = models.PositiveIntegerField(default=8)
-    currency = models.CharField(max_length=3, default="usd")
+    currency = models.CharField(max_length=3, default="usd", help_text="ISO 4217 code (marketplace.core.currency).")
+    participation_fee_cents = models.PositiveBigIntegerField(
+        default=0, help_text="A fixed fee per bidding group, in minor units: held with the bid, charged with the price."
+    )
+    min_bid_cents = models.PositiveBigIntegerField(default=1, help_text="The smallest bid accepted, in minor units.")
+    candidate_set_sha256 = models.CharField(
+        max_length=64, blank=True, help_text="SHA-256 of the candidate set, published once it is sampled."
+    )
     opens_at = models.DateTimeField()
     closes_at = models.DateTimeField()
     seed = models.PositiveIntegerField(default=0)

@@ -100,6 +100,26 @@ def _human_size(n: int) -> str:
     return f"{n} bytes"
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_surrogate(text: str) -> bool:
+    """A lone UTF-16 surrogate (JSON's "\\ud800"): valid in a Python string, refused by PostgreSQL and by UTF-8."""
+    return _SURROGATE.search(text) is not None
+
+
+def finite_number(value: Any) -> float | None:
+    """The value as a finite float, or None for anything else: booleans, strings, NaN, infinities, and integers
+    too large for a float (JSON allows 1e309 written out as an integer; float() of it overflows)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _type_name(value: Any) -> str:
     if value is None:
         return "null"
@@ -141,6 +161,9 @@ def _check_pair(line: int, row: dict[str, Any], errors: _Collector) -> dict[str,
         elif "\x00" in value:
             errors.add(f"line {line}: '{name}' contains a NUL character")
             ok = False
+        elif _has_surrogate(value):
+            errors.add(f"line {line}: '{name}' contains a lone surrogate (\\ud800-\\udfff), which is not text")
+            ok = False
     if ok and row["chosen"] == row["rejected"]:
         errors.add(f"line {line}: 'chosen' and 'rejected' are identical")
         ok = False
@@ -159,6 +182,9 @@ def _json_objects(text: str, errors: _Collector, *, expected: str) -> Iterator[t
             continue
         except RecursionError:
             errors.add(f"line {line_no}: the JSON is nested too deeply")
+            continue
+        except ValueError as exc:  # e.g. an integer over Python's 4,300-digit limit for int()
+            errors.add(f"line {line_no}: not valid JSON here ({str(exc)[:120]})")
             continue
         if not isinstance(row, dict):
             errors.add(f"line {line_no}: expected a JSON object with {expected}, found {_type_name(row)}")
@@ -280,7 +306,7 @@ def validate_rubric(*, phrases: Iterable[Any], target_length_words: Any = None) 
     errors = _Collector()
     clean: list[dict[str, Any]] = []
     seen: set[str] = set()
-    items = list(phrases) if not isinstance(phrases, str | bytes | dict) else None
+    items = list(phrases) if isinstance(phrases, list | tuple) else None
     if items is None:
         raise UploadInvalid(["'phrases' must be a list of {\"phrase\": ..., \"weight\": ...} objects."], field="phrases")
     for index, item in enumerate(items, start=1):
@@ -292,12 +318,17 @@ def validate_rubric(*, phrases: Iterable[Any], target_length_words: Any = None) 
         if isinstance(phrase, str) and "\x00" in phrase:
             errors.add(f"{where}: the phrase contains a NUL character")
             continue
+        if isinstance(phrase, str) and _has_surrogate(phrase):
+            errors.add(f"{where}: the phrase contains a lone surrogate (\\ud800-\\udfff), which is not text")
+            continue
         if not isinstance(phrase, str) or not phrase.strip():
             errors.add(f"{where}: the phrase is empty" if isinstance(phrase, str) else f"{where}: 'phrase' must be a string, not {_type_name(phrase)}")
             continue
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight):
+        number = finite_number(weight)
+        if number is None:
             errors.add(f"{where}: 'weight' must be a number, not {_type_name(weight)}")
             continue
+        weight = number
         if weight == 0:
             errors.add(f"{where}: weight 0 has no effect; use a positive weight to reward the phrase or a negative one to penalise it")
             continue
@@ -355,9 +386,10 @@ def parse_prompt_jsonl(data: bytes, *, max_bytes: int) -> tuple[list[str], list[
         if not prompt.strip():
             errors.add(f"line {line_no}: 'prompt' is empty")
             continue
-        if weight is not None and (
-            isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight) or weight <= 0
-        ):
+        if _has_surrogate(prompt):
+            errors.add(f"line {line_no}: 'prompt' contains a lone surrogate (\\ud800-\\udfff), which is not text")
+            continue
+        if weight is not None and ((finite_number(weight) or 0) <= 0):
             errors.add(f"line {line_no}: 'weight' must be a positive number")
             continue
         if extra:
@@ -376,7 +408,7 @@ def parse_prompt_jsonl(data: bytes, *, max_bytes: int) -> tuple[list[str], list[
 # Direct scores on the round's candidates -------------------------------------------------------------------------
 
 SCORES_MAX_ITEMS = 100_000
-_SCORE_KEY = re.compile(r"^\d{1,6}:\d{1,6}$")
+_SCORE_KEY = re.compile(r"^[0-9]{1,6}:[0-9]{1,6}$")
 
 
 def validate_direct_scores(scores: Any) -> dict[str, Any]:
@@ -389,10 +421,11 @@ def validate_direct_scores(scores: Any) -> dict[str, Any]:
         if not isinstance(key, str) or not _SCORE_KEY.match(key):
             errors.add(f"candidate {key!r}: use \"<prompt index>:<candidate index>\", e.g. \"0:3\".")
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            errors.add(f"candidate {key}: the score must be a finite number, not {value!r}.")
+        number = finite_number(value)
+        if number is None:
+            errors.add(f"candidate {key}: the score must be a finite number, not {_type_name(value)}.")
             continue
-        clean[key] = float(value)
+        clean[key] = number
     if len(scores) > SCORES_MAX_ITEMS:
         errors.add(f"At most {SCORES_MAX_ITEMS} scores; this has {len(scores)}.")
     errors.raise_if_any(field="scores")
@@ -402,7 +435,12 @@ def validate_direct_scores(scores: Any) -> dict[str, Any]:
 def parse_direct_scores_csv(data: bytes) -> dict[str, Any]:
     """CSV with the header prompt_index,candidate_index,score into the {"p:k": score} mapping, line-numbered errors."""
     text = decode_text(data)
-    rows = list(csv.reader(io.StringIO(text)))
+    try:
+        # strict: an unterminated quote is an error, not a field running to the end of the file. A field over the
+        # csv module's limit (128 KiB) is an error too.
+        rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+    except csv.Error as exc:
+        raise UploadInvalid([f"The CSV cannot be read: {str(exc)[:200]}. Check the quotes and the row lengths."], field="file") from None
     if not rows:
         raise UploadInvalid(["The file is empty."], field="file")
     header = [h.strip() for h in rows[0]]
@@ -421,10 +459,13 @@ def parse_direct_scores_csv(data: bytes) -> dict[str, Any]:
             continue
         if not row[2].strip():
             continue  # a candidate left unscored
+        key = f"{row[0].strip()}:{row[1].strip()}"
         try:
+            if not _SCORE_KEY.match(key):
+                raise ValueError(key)
             p, k, v = int(row[0]), int(row[1]), float(row[2])
         except ValueError:
-            errors.add(f"line {line}: indices must be whole numbers and the score a number.")
+            errors.add(f"line {line}: indices must be whole numbers (0-9) and the score a number.")
             continue
         if p < 0 or k < 0 or not math.isfinite(v):
             errors.add(f"line {line}: indices must be 0 or more and the score finite.")

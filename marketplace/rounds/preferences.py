@@ -14,6 +14,7 @@ from marketplace.core.errors import AppError, Conflict, NotFound
 from marketplace.groups.models import Membership, PreferenceGroup
 from marketplace.rounds import preference_files
 from marketplace.rounds.models import PreferenceSubmission, Round
+from marketplace.verification.services import require_verified_email
 
 Kind = PreferenceSubmission.Kind
 SUBMITTABLE_KINDS = (Kind.PAIRS, Kind.RUBRIC, Kind.SCORES)
@@ -45,7 +46,9 @@ def preferences_validate(*, kind: str, payload: Any, source_name: str = "") -> t
         if unknown:
             raise AppError(f"Unexpected field '{sorted(unknown)[0]}' in the rubric.", field=sorted(unknown)[0])
         clean = preference_files.validate_rubric(
-            phrases=payload.get("phrases") or [], target_length_words=payload.get("target_length_words")
+            # Only a missing or null 'phrases' means "none"; 5, true or {} are refused by validate_rubric.
+            phrases=[] if payload.get("phrases") is None else payload["phrases"],
+            target_length_words=payload.get("target_length_words"),
         )
         return clean, len(clean["phrases"])
     if kind == Kind.SCORES:
@@ -79,6 +82,7 @@ def preference_version_store(
     """
     if not Membership.objects.filter(group=group, user=user).exists():
         raise NotFound("Group not found.")
+    require_verified_email(user=user)
     with transaction.atomic():
         locked = Round.objects.select_for_update(no_key=True).get(pk=round.pk)
         _check_accepting(locked, closed_message=closed_message)

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
@@ -14,6 +17,9 @@ from marketplace.forms import add_app_error
 from marketplace.forms.accounts import ApiTokenForm, ProfileForm, SignupForm
 from marketplace.groups.selectors import user_groups
 from marketplace.models import ApiToken
+from marketplace.verification.services import verification_confirm
+
+SIGNUP_SESSION_KEY = "signup_user_id"
 
 
 def safe_next(request, fallback: str = "dashboard") -> str:
@@ -34,14 +40,36 @@ def signup(request):
                 password=form.cleaned_data["password"],
                 first_name=form.cleaned_data["first_name"],
                 last_name=form.cleaned_data["last_name"],
+                next_path=safe_next(request, ""),
             )
         except AppError as error:
             add_app_error(form, error)
         else:
-            login(request, user, backend="marketplace.accounts.auth_backends.EmailBackend")
-            messages.success(request, "Welcome! Your account is ready.")
-            return redirect(safe_next(request))
+            # The same answer whether or not the address already had an account (user is None then).
+            request.session[SIGNUP_SESSION_KEY] = user.pk if user is not None else None
+            messages.success(
+                request,
+                f"Check your inbox: we sent a link to {form.cleaned_data['email'].strip().lower()}. "
+                "Open it to confirm your address and finish signing up.",
+            )
+            return redirect("login")
     return render(request, "registration/signup.html", {"form": form, "next": safe_next(request, "")})
+
+
+def verify_email(request, token: str):
+    """The link mailed at sign-up. In the browser that signed up it also logs the new account in."""
+    user, next_path = verification_confirm(token=token)
+    messages.success(request, "Your e-mail address is confirmed. Welcome! Your account is ready.")
+    if next_path and not url_has_allowed_host_and_scheme(next_path, allowed_hosts={request.get_host()}):
+        next_path = ""
+    if request.session.get(SIGNUP_SESSION_KEY) == user.pk and user.is_active:
+        request.session.pop(SIGNUP_SESSION_KEY, None)
+        login(request, user, backend="marketplace.accounts.auth_backends.EmailBackend")
+        return redirect(next_path or "dashboard")
+    if request.user.is_authenticated and request.user.pk == user.pk:
+        return redirect(next_path or "dashboard")
+    login_url = reverse("login")
+    return redirect(f"{login_url}?next={quote(next_path)}" if next_path else login_url)
 
 
 def _profile_context(request, **extra):

@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from marketplace.billing import bids as bid_services
-from marketplace.core.errors import AppError
+from marketplace.core.errors import AppError, PaymentRefused
 from marketplace.forms import add_app_error
 from marketplace.forms.bids import BidForm, cents_to_amount
 from marketplace.rounds.selectors import bid_of_group, round_group_for_member
@@ -27,9 +27,10 @@ def bid_edit(request, slug: str, group_slug: str):
     # The template gets the bid row only where Round.bid_amount_visible allows its amount; others learn only has_bid.
     bid = active if active and round.bid_amount_visible(is_group_admin=access.is_admin) else None
     form = None
+    card_problem = False
     if access.is_admin:
-        initial = {"amount": cents_to_amount(bid.amount_cents)} if bid else None
-        form = BidForm(request.POST or None, initial=initial)
+        initial = {"amount": cents_to_amount(bid.amount_cents, round.currency)} if bid else None
+        form = BidForm(request.POST or None, initial=initial, currency=round.currency)
         if request.method == "POST" and form.is_valid():
             try:
                 placed = bid_services.bid_place(
@@ -37,8 +38,10 @@ def bid_edit(request, slug: str, group_slug: str):
                 )
             except AppError as exc:
                 add_app_error(form, exc)
+                # The page then links to the billing page: a missing or refused card is fixed there.
+                card_problem = exc.code == "no_card" or isinstance(exc, PaymentRefused)
             else:
-                messages.success(request, f"Your group's bid is now {cents_to_amount(placed.amount_cents)} {placed.currency.upper()}.")
+                messages.success(request, f"Your group's bid is now {cents_to_amount(placed.amount_cents, placed.currency)} {placed.currency.upper()}.")
                 return redirect("bid_edit", slug=round.slug, group_slug=group.slug)
     elif request.method == "POST":
         raise PermissionDenied("Only the group's admins can bid.")
@@ -53,6 +56,7 @@ def bid_edit(request, slug: str, group_slug: str):
             "has_bid": active is not None,
             "form": form,
             "accepting": round.window_open(),
+            "card_problem": card_problem,
         },
         status=400 if form is not None and form.errors else 200,
     )

@@ -7,7 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from marketplace.billing.selectors import group_billing_page, receipt_for
 from marketplace.billing.services import billing_card_attach_from_setup, billing_setup_start
@@ -27,9 +27,12 @@ def group_billing(request, slug: str):
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def group_billing_setup(request, slug: str):
-    """Start adding or replacing the card: a SetupIntent whose client secret the card form confirms with Stripe.js."""
+    """Start adding or replacing the card: a SetupIntent whose client secret the card form confirms with Stripe.js.
+
+    GET does the same, so reloading the card page (or opening it from the address bar) shows a fresh form; an
+    unconfirmed SetupIntent charges nothing and expires on Stripe's side."""
     page = _page(request, slug)
     if not page.is_admin:
         raise PermissionDenied("Only the group's admins can change its card.")
@@ -47,6 +50,7 @@ def group_billing_setup(request, slug: str):
             "client_secret": setup.client_secret,
             "publishable_key": settings.STRIPE_PUBLISHABLE_KEY,
             "stripe_js_url": settings.STRIPE_JS_URL,
+            "test_mode": settings.STRIPE_PUBLISHABLE_KEY.startswith("pk_test_"),
         },
     )
 

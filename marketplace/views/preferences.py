@@ -18,6 +18,7 @@ from marketplace.rounds.selectors import (
     preferences_current,
     round_group_for_member,
 )
+from marketplace.web.spreadsheet import spreadsheet_row
 from training.models import Candidate
 from training.services.submissions import preferences_submit
 
@@ -88,6 +89,10 @@ def preferences_edit(request, slug: str, group_slug: str):
             )
             return redirect("preferences_edit", slug=round.slug, group_slug=group.slug)
 
+    current = preferences_current(group=group, round=round)
+    if request.method != "POST" and current is not None and current.kind == PreferenceSubmission.Kind.RUBRIC:
+        # The rubric box starts from the version that counts, so editing it means changing it, not retyping it.
+        rubric_form = RubricForm(initial=RubricForm.initial_from(current.payload))
     return render(
         request,
         "preferences/edit.html",
@@ -96,7 +101,7 @@ def preferences_edit(request, slug: str, group_slug: str):
             "group": group,
             "access": access,
             "accepting": round.window_open(),
-            "current": preferences_current(group=group, round=round),
+            "current": current,
             "versions": preference_versions(group=group, round=round),
             "pairs_form": pairs_form,
             "rubric_form": rubric_form,
@@ -118,5 +123,6 @@ def candidates_csv(request, slug: str, group_slug: str):
     writer = csv.writer(response)
     writer.writerow(["prompt_index", "candidate_index", "score", "prompt", "response"])
     for cand in Candidate.objects.filter(round=round).order_by("prompt_index", "index"):
-        writer.writerow([cand.prompt_index, cand.index, "", round.prompts[cand.prompt_index], cand.text])
+        # Model output and prompts are text we did not write: never a formula in the scorer's spreadsheet.
+        writer.writerow(spreadsheet_row([cand.prompt_index, cand.index, "", round.prompts[cand.prompt_index], cand.text]))
     return response

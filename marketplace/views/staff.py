@@ -108,8 +108,9 @@ def staff_round_action(request, slug: str, action: str):
         raise NotFound("Page not found.")
     round = _round(slug)
     service, done = _ACTIONS[action]
+    extra = {"reason": request.POST.get("reason", "")} if action == "cancel" else {}
     try:
-        moved = service(round=round, by=request.user)
+        moved = service(round=round, by=request.user, **extra)
     except AppError as exc:
         messages.error(request, exc.message)
     else:

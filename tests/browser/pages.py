@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 
 from tests.factories import PASSWORD
 
-# localstripe's stand-in Stripe.js renders plain <input>s, each named by its placeholder.
+# localstripe's stand-in Stripe.js renders plain <input>s; the card form's script names each (data-stand-in, aria-label).
 CARD_OK = "4242424242424242"
 # Attaches fine, but every charge or hold on it is declined (localstripe's list, as on real Stripe).
 CARD_CHARGE_DECLINED = "4000000000000341"
@@ -32,6 +32,14 @@ def sign_up(page: Page, email: str, *, first_name: str = "", screenshot=None, sh
     if screenshot and shot_name:
         screenshot(page, shot_name)
     page.get_by_role("button", name="Sign up").click()
+    expect(page.locator(".messages")).to_contain_text("Check your inbox")
+    # The live server runs in this process, so the confirmation e-mail is in Django's test outbox.
+    from django.core import mail
+
+    sent = [m for m in mail.outbox if m.to == [email.lower()] and "/accounts/verify/" in m.body]
+    assert sent, f"no confirmation e-mail was sent to {email}"
+    link = re.search(r"https?://\S+/accounts/verify/\S+/", sent[-1].body).group(0)
+    page.goto("/accounts/verify/" + link.split("/accounts/verify/", 1)[1])
     expect(page.locator(".messages")).to_contain_text("Welcome! Your account is ready.")
 
 
@@ -71,13 +79,13 @@ def add_card(page: Page, group_slug: str, number: str, *, name: str = "Ada Admin
     page.goto(f"/groups/{group_slug}/billing/")
     page.locator("main").get_by_role("button", name=re.compile(r"^(Add a card|Replace card)$")).click()
     card = page.get_by_test_id("card-element")
-    expect(card.locator("input[placeholder=number]")).to_be_visible()
+    expect(card.locator("input[data-stand-in=number]")).to_be_visible()
     page.get_by_label("Name on the card").fill(name)
-    card.locator("input[placeholder=number]").fill(number)
-    card.locator("input[placeholder=exp_month]").fill("12")
-    card.locator("input[placeholder=exp_year]").fill("34")
-    card.locator("input[placeholder=cvc]").fill("123")
-    card.locator("input[placeholder=postal_code]").fill("75001")
+    card.locator("input[data-stand-in=number]").fill(number)
+    card.locator("input[data-stand-in=exp_month]").fill("12")
+    card.locator("input[data-stand-in=exp_year]").fill("34")
+    card.locator("input[data-stand-in=cvc]").fill("123")
+    card.locator("input[data-stand-in=postal_code]").fill("75001")
     if screenshot and shot_name:
         screenshot(page, shot_name)
     page.get_by_role("button", name="Save card").click()

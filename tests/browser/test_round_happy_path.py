@@ -16,6 +16,7 @@ from marketplace.models import Bid, GroupOutcome, Payment, PreferenceGroup, Pref
 from marketplace.templatetags.money import format_money
 from tests.browser import pages
 from tests.factories import make_group, make_round, make_user
+from tests.support.cards import another_card
 from tests.support.workers import wait_for
 from training.lib.corpus import demo_prompts, preference_pairs_for_style, rubric_for_style
 from training.models import Candidate
@@ -35,7 +36,7 @@ def _other_group_bids(round: Round) -> None:
     """A group with the opposite taste bids through the services, as the API would."""
     other = make_group(name="Cheerful")
     admin = other.memberships.get(role="admin").user
-    billing_card_attach(group=other, by=admin, payment_method_id="pm_card_visa")
+    billing_card_attach(group=other, by=admin, payment_method_id=another_card())
     phrases, target = rubric_for_style("enthusiastic")
     preferences_submit(
         user=admin, group=other, round=round, kind="rubric",
@@ -140,6 +141,8 @@ def test_a_group_joins_bids_and_reads_the_receipt_of_the_delivered_model(
     expect(operator.locator("main")).to_contain_text("Bids are sealed until bidding closes")
     expect(operator.locator("main")).not_to_contain_text("$30.00")
     screenshot(operator, "12-staff-round-open")
+    # Closing asks first (a confirm dialog from page_actions.js); the operator says yes.
+    operator.once("dialog", lambda dialog: dialog.accept())
     operator.get_by_role("button", name="Close", exact=True).click()
     expect(operator.locator(".messages")).to_contain_text("Bidding closed")
     ada.goto(f"/rounds/{round.slug}/job/")

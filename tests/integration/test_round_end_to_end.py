@@ -10,6 +10,7 @@ from marketplace.devtools.demo_seed import pairs_jsonl
 from marketplace.models import AuctionOutcome, GroupOutcome, Payment, Round
 from marketplace.orchestration.lifecycle import round_close_request, round_open_request
 from tests.factories import make_group, make_round
+from tests.support.cards import another_card
 from tests.support.workers import wait_for
 from training.lib.corpus import demo_prompts, preference_pairs_for_style, rubric_for_style
 from training.models import Candidate, Evaluation, TrainingJob
@@ -20,7 +21,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 def _submit_and_bid(round, group, *, kind, payload, cents):
     admin = group.memberships.get(role="admin").user
-    billing_card_attach(group=group, by=admin, payment_method_id="pm_card_visa")
+    billing_card_attach(group=group, by=admin, payment_method_id=another_card())
     preferences_submit(user=admin, group=group, round=round, kind=kind, payload=payload, source_name="prefs.jsonl")
     bid_place(user=admin, group=group, round=round, amount_cents=cents)
 

@@ -89,7 +89,13 @@ class TrainConfig:
         d["adam_eps"] = 1e-8
         d["lr_schedule"] = "linear warm-up, then linear decay to 10% at the last step"
         d["model_type"] = model_type
-        if self.method == "weighted_sft":
+        if self.method == "weighted_sft" and self.loss == "candidate_normalised":
+            d["objective"] = (
+                "sum_x mu(x) [KL(q*(.|x) || q_theta(.|x)) over the candidates, q_theta = softmax(log q0 + log pi_theta"
+                f" - log pi0)] + {self.sft_weight:g} x the q*-weighted NLL per token; batches: prompts drawn by mu with"
+                " all their candidates, seeded by (seed, step)"
+            )
+        elif self.method == "weighted_sft":
             d["objective"] = "sum_x mu(x) sum_k q*(y_k|x) NLL(y_k|x), batches drawn by mu*q*, seeded by (seed, step)"
         else:
             d["objective"] = "GRPO (trl): reward sum_i (w_i/S) r_i, beta = lambda/S, S = sum_i w_i"

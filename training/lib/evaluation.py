@@ -51,6 +51,9 @@ class Evaluation:
     n_samples: int
     seed: int
     samples: list[dict[str, Any]] = field(default_factory=list)  # a few fresh samples for display
+    # Per prompt, the adapter's implied unnormalised log-weights over the candidates, log q0 + log pi_theta - log pi0:
+    # what billing's delivery guarantee measures D with (auctions.guarantee).
+    log_q_theta: list[list[float]] = field(default_factory=list)
 
 
 def evaluate(
@@ -93,7 +96,9 @@ def evaluate(
     lt = sequence_logprobs(model, tokenizer, flat_p, flat_c, batch_size)
     with model.disable_adapter():
         lb = sequence_logprobs(model, tokenizer, flat_p, flat_c, batch_size)
-    q_theta = implied_weights([np.log(np.maximum(r, 1e-300)) for r in q0p], rows(lt), rows(lb))
+    log_q0 = [np.log(np.maximum(r, 1e-300)) for r in q0p]
+    q_theta = implied_weights(log_q0, rows(lt), rows(lb))
+    log_q_theta = [(b + t - z).tolist() for b, t, z in zip(log_q0, rows(lt), rows(lb), strict=True)]
     tv_before = total_variation(q0p, qsp, prompt_weights)
     tv_after = total_variation(q_theta, qsp, prompt_weights)
 
@@ -147,6 +152,7 @@ def evaluate(
         base_heldout_reward=mean_reward(heldout_prompts, hbp, hbt, None),
         kl_estimate=kl(prompts, ap, at, prompt_weights),
         kl_estimate_heldout=kl(heldout_prompts, hp, ht, None),
+        log_q_theta=log_q_theta,
         n_samples=n_samples,
         seed=seed,
         samples=[{"prompt": ap[i], "response": at[i]} for i in range(0, len(at), step)][:keep_samples],

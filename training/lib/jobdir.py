@@ -185,7 +185,9 @@ def load_checkpoint(info: CheckpointInfo, model: Any) -> dict[str, Any]:
     import torch
 
     load_adapter_weights(model, Path(info.path) / "adapter")
-    state: dict[str, Any] = torch.load(Path(info.path) / "state.pt", weights_only=False)
+    # weights_only: a checkpoint folder is data, and unpickling arbitrary objects from it would run code. The state
+    # is optimiser and scheduler state dicts (tensors, numbers, lists, dicts), which the safe loader reads.
+    state: dict[str, Any] = torch.load(Path(info.path) / "state.pt", weights_only=True)
     return state
 
 

@@ -44,11 +44,20 @@ _EMBED_CACHE_MAX = 50_000
 
 
 def embed_texts(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-    """Unit-norm embeddings (n, 384) float64, memoised per process (candidates are scored by several groups)."""
+    """Unit-norm embeddings (n, 384) float64, memoised per process (candidates are scored by several groups).
+
+    Each text is encoded on its own (a batch of one): in a padded batch a text's embedding moves by about 1e-6 with
+    its batch-mates, so one group's scores would depend on another group's report and on the fitting order. Alone,
+    a text's embedding is a function of the text only, and prices are bit-identical whatever the order.
+    ``batch_size`` is kept for callers and ignored.
+    """
+    del batch_size
     missing = sorted({t for t in texts if t not in _EMBED_CACHE})
     if missing:
         enc = load_encoder()
-        vecs = enc.encode(missing, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
+        vecs = np.stack(
+            [enc.encode([t], batch_size=1, normalize_embeddings=True, convert_to_numpy=True)[0] for t in missing]
+        )
         if len(_EMBED_CACHE) + len(missing) > _EMBED_CACHE_MAX:
             _EMBED_CACHE.clear()
         for t, v in zip(missing, vecs, strict=True):

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import hashlib
+import json
+
 from django.db import transaction
 
 from marketplace.rounds.models import Round
@@ -46,8 +49,31 @@ def candidates_sample(*, round: Round, batch_size: int = 32, max_new_tokens: int
             for k, cand in enumerate(sampled[j])
         ]
         with transaction.atomic():
-            Candidate.objects.bulk_create(rows, ignore_conflicts=True)
-    return Candidate.objects.filter(round=round).count()
+            # Under the round's row lock, a prompt's candidates come whole from one draw: a racing run that stored a
+            # prompt first keeps it, and this run's rows for that prompt are dropped, never mixed in.
+            Round.objects.select_for_update().filter(pk=round.pk).first()
+            stored = set(Candidate.objects.filter(round=round).values_list("prompt_index", flat=True).distinct())
+            Candidate.objects.bulk_create([row for row in rows if row.prompt_index not in stored])
+    count = Candidate.objects.filter(round=round).count()
+    if count and not Round.objects.filter(pk=round.pk).exclude(candidate_set_sha256="").exists():
+        complete = set(Candidate.objects.filter(round=round).values_list("prompt_index", flat=True).distinct())
+        if complete == set(range(len(round.prompts))):
+            Round.objects.filter(pk=round.pk, candidate_set_sha256="").update(
+                candidate_set_sha256=candidate_set_hash(round=round)
+            )
+    return count
+
+
+def candidate_set_hash(*, round: Round) -> str:
+    """SHA-256 of the candidate set in canonical JSON (prompt index, candidate index, text, base log-weight), published
+    on the round page once sampled: anyone can check later that the auction ran on the set fixed before bidding."""
+    rows = list(
+        Candidate.objects.filter(round=round)
+        .order_by("prompt_index", "index")
+        .values_list("prompt_index", "index", "text", "base_logweight")
+    )
+    blob = json.dumps([[p, k, t, float(w)] for p, k, t, w in rows], separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
 def candidates_by_prompt(*, round: Round) -> list[list[Candidate]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -39,5 +38,5 @@ class Command(BaseCommand):
         finally:
             runner.stop()
         self.stdout.write(self.style.SUCCESS(f"Demo finished in {time.monotonic() - started:.0f} s. Files in {out_dir}/"))
-        self.stdout.write(json.dumps({"welfare": summary["welfare"], "kl_to_base": summary["kl_to_base"]}))
+        self.stdout.write(f"The numbers above are in {out_dir / 'summary.json'} (welfare {summary['welfare']:.4f}, KL to base {summary['kl_to_base']:.4f} nats).")
 

@@ -1,6 +1,6 @@
 /* Keeps every round progress card ([data-round-progress]) current by polling its data-progress-url every 2 s.
-   Updates the card in place with textContent only (never innerHTML), and stops once the round is delivered,
-   failed or cancelled, or when the round disappears (404). */
+   Updates the card, and the job page's [data-live] fields, in place with textContent only (never innerHTML), and
+   stops once the round is delivered, failed or cancelled and its payments are settled, or when it disappears (404). */
 (function () {
   "use strict";
   if (window.roundProgressStarted) return; // the include may appear, and load this file, more than once
@@ -83,11 +83,66 @@
     setText(card, "job_loss", job.loss === null ? "—" : Number(job.loss).toFixed(4));
     setText(card, "job_eta", duration(job.eta_seconds));
     setText(card, "job_heartbeat", job.heartbeat_at ? clock(job.heartbeat_at) + " UTC" : "—");
+    // The job page's own cards show the same numbers; they follow the same poll (data-live, anywhere on the page).
+    live("job_status", function (el) { replaceBadge(el, job.status, job.status_display); });
+    liveText("job_steps", job.steps_done + " / " + job.total_steps);
+    liveText("job_tokens_seen", job.tokens_seen);
+    liveText("job_loss", job.loss === null ? "—" : Number(job.loss).toFixed(4));
+    liveText("job_eta", job.status === "running" ? duration(job.eta_seconds) : "—");
+    liveText("job_attempt", job.attempt);
+    liveText("job_started_at", stamp(job.started_at));
+    liveText("job_finished_at", stamp(job.finished_at));
+    liveText("job_heartbeat", stamp(job.heartbeat_at));
+    renderCheckpoints(job.checkpoints);
     var error = field(card, "job_error");
     if (error) {
       error.textContent = job.error_message || "";
       show(error, !!job.error_message);
     }
+  }
+
+  function live(name, update) {
+    var els = document.querySelectorAll('[data-live="' + name + '"]');
+    for (var i = 0; i < els.length; i++) update(els[i]);
+  }
+
+  function liveText(name, text) {
+    live(name, function (el) { if (el.textContent !== String(text)) el.textContent = String(text); });
+  }
+
+  function stamp(iso) {
+    return iso ? iso.slice(0, 10) + " " + clock(iso) + " UTC" : "—";
+  }
+
+  function metricText(key, value) {
+    if (typeof value !== "number") return key + " " + value;
+    return key + " " + (key === "tokens" ? value.toFixed(0) : value.toFixed(4));
+  }
+
+  function renderCheckpoints(checkpoints) {
+    if (!checkpoints) return;
+    var body = document.querySelector('[data-live="checkpoint_rows"]');
+    if (!body) return;
+    var signature = JSON.stringify(checkpoints);
+    if (body.getAttribute("data-signature") === signature) return;
+    body.setAttribute("data-signature", signature);
+    var rows = checkpoints.map(function (c) {
+      var tr = document.createElement("tr");
+      var step = document.createElement("td");
+      step.className = "num";
+      step.textContent = c.step;
+      var metrics = document.createElement("td");
+      metrics.className = "small";
+      var keys = Object.keys(c.metrics || {});
+      metrics.textContent = keys.length ? keys.map(function (k) { return metricText(k, c.metrics[k]); }).join(" · ") : "—";
+      var best = document.createElement("td");
+      if (c.is_best) best.appendChild(badge("succeeded", "Best"));
+      tr.append(step, metrics, best);
+      return tr;
+    });
+    body.replaceChildren.apply(body, rows);
+    live("checkpoints", function (el) { el.hidden = !checkpoints.length; });
+    live("no_checkpoints", function (el) { el.hidden = !!checkpoints.length; });
   }
 
   function renderEvents(card, events) {
@@ -162,7 +217,8 @@
           busy = false;
           if (!data) return schedule();
           render(card, data);
-          if (FINAL[data.status]) {
+          // A delivered round still settles its payments; keep following it until that is done too.
+          if (FINAL[data.status] && !data.billing_pending) {
             card.setAttribute("data-final", "true");
             return;
           }

@@ -23,24 +23,36 @@ def signup(client, email="Ada@Example.com", password=PASSWORD, confirm=None, **e
     return client.post("/accounts/signup/", data)
 
 
-def test_it_signs_up_with_a_lower_cased_email_as_username_and_logs_in(client):
+def confirmation_link(mail) -> str:
+    return re.search(r"https?://\S+/accounts/verify/\S+/", mail.body).group(0)
+
+
+def test_it_signs_up_with_a_lower_cased_email_and_logs_in_from_the_mailed_link(client, mailoutbox):
     response = signup(client, first_name="Ada")
-    assert response.status_code == 302
-    assert response["Location"] == reverse("dashboard")
+    assert response.status_code == 302 and response["Location"] == reverse("login")
     user = User.objects.get()
     assert user.username == user.email == "ada@example.com"
     assert user.check_password(PASSWORD)
-    page = client.get("/dashboard/")
-    assert page.status_code == 200
-    assert "Hello, Ada" in page.content.decode()
+    assert client.get("/dashboard/").status_code == 302  # not logged in before the address is confirmed
+    (mail,) = mailoutbox
+    assert mail.to == ["ada@example.com"]
+
+    response = client.get(confirmation_link(mail).split("testserver", 1)[-1], follow=True)
+
+    assert "Hello, Ada" in response.content.decode()
+    assert "confirmed" in response.content.decode()
 
 
-def test_it_refuses_a_duplicate_email_whatever_its_case(client):
+def test_sign_up_says_the_same_for_a_registered_address_and_mails_its_owner(client, mailoutbox):
     make_user("ada@example.com")
-    response = signup(client, email="ADA@example.com")
-    assert response.status_code == 200
-    assert "already exists" in response.content.decode()
-    assert User.objects.count() == 1
+    taken = signup(client, email="ADA@example.com")
+    fresh = signup(client, email="new@example.com")
+    assert taken.status_code == fresh.status_code == 302 and taken["Location"] == fresh["Location"]
+    shown = [str(m) for m in client.get(reverse("login")).context["messages"]]
+    assert shown[0].replace("ada@example.com", "X") == shown[1].replace("new@example.com", "X")
+    assert User.objects.filter(email__iexact="ada@example.com").count() == 1
+    owner_mail = next(m for m in mailoutbox if m.to == ["ada@example.com"])
+    assert "already has one" in owner_mail.body and "/accounts/verify/" not in owner_mail.body
 
 
 def test_it_refuses_a_password_the_validators_reject_and_shows_why_beside_the_field(client):
@@ -176,3 +188,58 @@ def test_home_and_nav_render_for_visitors_and_members(client):
     client.force_login(staff)
     body = client.get("/").content.decode()
     assert "Log out" in body and "My groups" in body and 'href="/staff/rounds/"' in body and "csrfmiddlewaretoken" in body
+
+
+def test_an_unconfirmed_account_cannot_accept_an_invitation_or_act_for_a_group(client, mailoutbox):
+    from marketplace.core.errors import NotAllowed
+    from marketplace.groups.invitations import invitation_accept, invitation_create
+    from marketplace.groups.services import group_create
+
+    admin = make_user("admin@example.com")
+    group = make_group(admin=admin)
+    _, token = invitation_create(group=group, by=admin, email="victim@example.com")
+    signup(client, email="victim@example.com")  # an attacker who does not own the mailbox
+    squatter = User.objects.get(email="victim@example.com")
+
+    for attempt in (
+        lambda: invitation_accept(token=token, user=squatter),
+        lambda: group_create(user=squatter, name="Squat"),
+    ):
+        with pytest.raises(NotAllowed) as caught:
+            attempt()
+        assert caught.value.code == "email_unverified"
+    assert not group.memberships.filter(user=squatter).exists()
+
+    client.get(confirmation_link(mailoutbox[-1]).split("testserver", 1)[-1])  # the mailbox's owner confirms
+    assert invitation_accept(token=token, user=squatter).group == group
+
+
+def test_a_tampered_or_expired_confirmation_link_is_refused(client, mailoutbox, settings):
+    from marketplace.verification.services import email_is_verified
+
+    signup(client, email="eve@example.com")
+    link = confirmation_link(mailoutbox[-1]).split("testserver", 1)[-1]
+    assert client.get(link[:-3] + "xx/").status_code == 410
+    settings.EMAIL_VERIFICATION_TTL_HOURS = 0
+    assert client.get(link).status_code == 410
+    assert not email_is_verified(user=User.objects.get(email="eve@example.com"))
+
+
+def test_logins_are_throttled_after_the_failure_limit_even_with_the_right_password(client, settings):
+    make_user("grace@example.com")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        client.post("/accounts/login/", {"username": "Grace@example.com", "password": "wrong-one-123"})
+    response = client.post("/accounts/login/", {"username": "grace@example.com", "password": PASSWORD})
+    assert response.status_code == 429
+    assert "Too many failed log-ins" in response.content.decode()
+    assert client.get("/dashboard/").status_code == 302
+
+
+def test_a_successful_login_resets_the_failure_count(client, settings):
+    make_user("grace@example.com")
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        client.post("/accounts/login/", {"username": "grace@example.com", "password": "wrong-one-123"})
+    assert client.post("/accounts/login/", {"username": "grace@example.com", "password": PASSWORD}).status_code == 302
+    client.post("/accounts/logout/")
+    client.post("/accounts/login/", {"username": "grace@example.com", "password": "wrong-one-123"})
+    assert client.post("/accounts/login/", {"username": "grace@example.com", "password": PASSWORD}).status_code == 302

@@ -204,9 +204,12 @@ def test_members_cannot_bid_or_withdraw(cast, open_round):
 @pytest.mark.parametrize(
     "body,status,field",
     [
-        ({"amount_cents": 0}, 400, "amount_cents"),
-        ({"amount_cents": -5}, 400, "amount_cents"),
+        ({"amount_cents": 0}, 422, "amount_cents"),
+        ({"amount_cents": -5}, 422, "amount_cents"),
         ({"amount_cents": 100_000_001}, 400, "amount_cents"),
+        ({"amount_cents": True}, 422, "amount_cents"),
+        ({"amount_cents": "150"}, 422, "amount_cents"),
+        ({"amount_cents": 150.0}, 422, "amount_cents"),
         ({"amount_cents": "lots"}, 422, "amount_cents"),
         ({}, 422, "amount_cents"),
     ],

@@ -202,3 +202,98 @@ def test_a_short_round_holds_at_bid_time(settings):
     too_long = Round(opens_at=now, closes_at=now + timedelta(days=4, hours=1), title="r")
     assert billing_mode_for_round(round=round).mode == "hold"
     assert billing_mode_for_round(round=too_long).mode == "deferred"
+
+
+def _group_with(card: str):
+    admin = make_user()
+    group = make_group(admin=admin)
+    billing_card_attach(group=group, by=admin, payment_method_id=card)
+    return group, admin
+
+
+def test_one_card_backs_one_groups_bid_per_round(group_with_card, group_admin):
+    round = make_round()
+    bid_place(user=group_admin, group=group_with_card, round=round, amount_cents=1_000)
+    twin, twin_admin = _group_with("pm_card_visa")  # the same card number: a fake identity of the first group
+    with pytest.raises(AppError) as refused:
+        bid_place(user=twin_admin, group=twin, round=round, amount_cents=1_000)
+    assert refused.value.code == "card_in_use"
+    assert not Bid.objects.filter(round=round, group=twin, status=Bid.Status.ACTIVE).exists()
+    assert not Payment.objects.filter(round=round, group=twin, status=P.HELD).exists()
+    # Another round, or another card, is fine.
+    assert bid_place(user=twin_admin, group=twin, round=make_round(), amount_cents=1_000).status == Bid.Status.ACTIVE
+    other, other_admin = _group_with("pm_card_mastercard")
+    assert bid_place(user=other_admin, group=other, round=round, amount_cents=1_000).status == Bid.Status.ACTIVE
+
+
+def test_the_participation_fee_is_held_with_the_bid(group_with_card, group_admin):
+    round = make_round(participation_fee_cents=250)
+    bid_place(user=group_admin, group=group_with_card, round=round, amount_cents=4_000)
+    payment = Payment.objects.get(round=round, group=group_with_card)
+    assert payment.amount_held_cents == 4_250
+    assert intent(payment).amount == 4_250
+
+
+def test_a_bid_below_the_rounds_minimum_is_refused(group_with_card, group_admin):
+    round = make_round(min_bid_cents=500)
+    with pytest.raises(AppError, match="smallest bid"):
+        bid_place(user=group_admin, group=group_with_card, round=round, amount_cents=499)
+
+
+@pytest.mark.parametrize(("code", "bid", "held"), [("jpy", 3_000, 3_000), ("kwd", 1_255, 1_260), ("eur", 4_200, 4_200)])
+def test_holds_are_in_the_rounds_minor_units_as_stripe_takes_them(group_with_card, group_admin, code, bid, held):
+    round = make_round(currency=code)
+    bid_place(user=group_admin, group=group_with_card, round=round, amount_cents=bid)
+    payment = Payment.objects.get(round=round, group=group_with_card)
+    assert payment.amount_held_cents == held and payment.currency == code
+    pi = intent(payment)
+    assert (pi.amount, pi.currency) == (held, code)
+
+
+def _deferred_round():
+    # A window longer than a card hold lasts: bids save the card and are authorised only when bidding closes.
+    now = timezone.now()
+    return make_round(opens_at=now - timedelta(hours=1), closes_at=now + timedelta(days=30))
+
+
+def test_at_the_close_deferred_bids_are_authorised_and_a_declined_one_is_dropped(localstripe, mailoutbox):
+    round = _deferred_round()
+    assert billing_mode_for_round(round=round).mode == "deferred"
+    good, good_admin = _group_with("pm_card_mastercard")
+    bad, bad_admin = _group_with("pm_card_chargeCustomerFail")  # saves fine, every hold on it is declined
+    bid_place(user=good_admin, group=good, round=round, amount_cents=2_000)
+    bid_place(user=bad_admin, group=bad, round=round, amount_cents=3_000)
+    Round.objects.filter(pk=round.pk).update(status=Round.Status.CLOSED)
+
+    dropped = bid_services.bids_reauthorise(round=round)
+
+    assert dropped == [bad.pk]
+    assert Bid.objects.get(round=round, group=bad).status == Bid.Status.WITHDRAWN
+    assert Bid.objects.get(round=round, group=good).status == Bid.Status.ACTIVE
+    held = Payment.objects.get(round=round, group=good, status=P.HELD)
+    assert held.amount_held_cents == 2_000 and intent(held).status == "requires_capture"
+    assert not Payment.objects.filter(round=round, group=bad, status__in=[P.HELD, P.DEFERRED]).exists()
+    assert any(bad_admin.email in m.to and "could not be confirmed" in m.subject for m in mailoutbox)
+    # Run again (a redelivered settle): nothing changes, nothing is held twice.
+    assert bid_services.bids_reauthorise(round=round) == []
+    assert Payment.objects.filter(round=round, group=good, status=P.HELD).count() == 1
+
+
+def test_the_auction_runs_without_the_group_whose_reauthorisation_failed(localstripe):
+    from marketplace.orchestration.auction import auction_instance_for_round
+    from training.models import Candidate, RewardModel
+
+    round = _deferred_round()
+    good, good_admin = _group_with("pm_card_mastercard")
+    bad, bad_admin = _group_with("pm_card_chargeCustomerFail")
+    for group, admin in ((good, good_admin), (bad, bad_admin)):
+        bid_place(user=admin, group=group, round=round, amount_cents=2_000)
+        RewardModel.objects.create(round=round, group=group, kind="rubric", normalised_scores=[[1.0, 0.0]])
+    Round.objects.filter(pk=round.pk).update(status=Round.Status.CLOSED, prompts=["p"])
+    round.refresh_from_db()
+    for k in range(2):
+        Candidate.objects.create(round=round, prompt_index=0, index=k, text=f"a{k}", base_logprob=-1.0)
+
+    bid_services.bids_reauthorise(round=round)
+    instance, _ = auction_instance_for_round(round=round)
+    assert [g["id"] for g in instance["groups"]] == [good.slug]

@@ -16,6 +16,7 @@ from marketplace.core.errors import AppError
 from marketplace.models import AuctionOutcome, BillingCustomer, GroupOutcome, Payment, Round
 from marketplace.tasks_billing import billing_capture_round_task, billing_release_round_task
 from tests.factories import make_group, make_round, make_user
+from tests.support.cards import another_card
 from tests.support.crash import SimulatedCrash, crash_after_call, crash_before_status_write
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +26,7 @@ P = Payment.Status
 def group_bidding(round: Round, amount_cents: int):
     admin = make_user()
     group = make_group(admin=admin)
-    billing_card_attach(group=group, by=admin, payment_method_id="pm_card_visa")
+    billing_card_attach(group=group, by=admin, payment_method_id=another_card())
     bid_place(user=admin, group=group, round=round, amount_cents=amount_cents)
     return group
 

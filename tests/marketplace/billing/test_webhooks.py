@@ -176,3 +176,38 @@ def test_a_hold_cancelled_outside_our_flow_is_charged_off_session_at_delivery(cl
     assert (charge.status, charge.amount_received, charge.metadata["idempotency_key"]) == (
         "succeeded", 2_000, f"{payment.idempotency_key}:charge"
     )
+
+
+def post_raw(client, payload: bytes):
+    return client.post(URL, data=payload, content_type="application/json", HTTP_STRIPE_SIGNATURE=sign(payload))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"[]",
+        b'[{"id": "evt_1", "type": "payment_intent.succeeded"}]',
+        b'{"id": "evt_nodata", "type": "payment_intent.succeeded"}',
+        b'{"id": "evt_nullobj", "type": "payment_intent.succeeded", "data": {"object": null}}',
+        json.dumps({"id": "evt_" + "x" * 300, "type": "payment_intent.succeeded", "data": {"object": {"object": "payment_intent", "id": "pi_1"}}}).encode(),
+        json.dumps({"id": "evt_longobj", "type": "payment_intent.succeeded", "data": {"object": {"object": "payment_intent", "id": "pi_" + "y" * 300}}}).encode(),
+        b'{"id": 5, "type": "x", "data": {"object": {}}}',
+        b'{"id": "evt_deep", "type": "x", "data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    ],
+    ids=["empty-array", "array", "no-data", "null-object", "long-event-id", "long-object-id", "numeric-id", "deep"],
+)
+def test_validly_signed_but_malformed_events_are_400_in_the_error_shape(client, localstripe, payload):
+    response = post_raw(client, payload)
+    assert response.status_code == 400, response.content[:200]
+    assert response.json()["error"]["code"] == "bad_payload"
+    assert not WebhookEvent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_validly_signed_event_for_an_unknown_payment_intent_is_200_and_stored_once(client, localstripe):
+    event = {"id": "evt_unknown_pi", "type": "payment_intent.succeeded", "data": {"object": {"object": "payment_intent", "id": "pi_nobody_knows"}}}
+    response = post_event(client, event)
+    assert response.status_code == 200 and response.json() == {"status": "unknown"}
+    assert post_event(client, event).json() == {"status": "duplicate"}
+    assert WebhookEvent.objects.filter(event_id="evt_unknown_pi").count() == 1

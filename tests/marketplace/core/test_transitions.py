@@ -11,18 +11,24 @@ from django.utils import timezone
 
 from marketplace.billing.models import Payment
 from marketplace.core.transitions import IllegalTransition, compare_and_set
+from marketplace.deals.models import RoundContract
 from marketplace.groups.models import Invitation
 from marketplace.rounds.models import Bid, Round
 from tests.factories import make_group, make_round, make_user
 from training.models import TrainingJob
 
-MODELS = [Round, Payment, Bid, Invitation, TrainingJob]
+MODELS = [Round, Payment, Bid, Invitation, TrainingJob, RoundContract]
 
 
 def _row(model, status: str):
     """A row of `model` sitting in `status`, created directly (the state under test, not a path to it)."""
     if model is Round:
         return make_round(status=status)
+    if model is RoundContract:
+        return RoundContract.objects.create(
+            round=make_round(), status=status, inputs={}, payments=[0.0], payments_cents=[0], expected_payment=0.0,
+            max_payment=0.0,
+        )
     if model is TrainingJob:
         return TrainingJob.objects.create(round=make_round(status=Round.Status.TRAINING), status=status)
     group = make_group()

@@ -24,7 +24,7 @@ def test_amounts_become_exact_cents(text, cents):
         ("0", "more than zero"),
         ("0.00", "more than zero"),
         ("1000000.01", "largest bid"),
-        ("1e9", "largest bid"),
+        ("1e9", "plain digits"),
         ("abc", "such as 25.00"),
         ("NaN", "such as 25.00"),
         ("", "such as 25.00"),
@@ -47,3 +47,19 @@ def test_bid_amounts_accept_thousands_separators(text, cents):
 def test_a_decimal_comma_in_a_bid_is_refused_rather_than_read_as_ten_times_the_amount(text):
     with pytest.raises(forms.ValidationError, match="decimal point"):
         amount_to_cents(text)
+
+
+@pytest.mark.parametrize("text", ["1e2", "1e-2", "１００", "١٠٠", "+100", "0x64"])
+def test_a_bid_is_plain_ascii_digits_only(text):
+    with pytest.raises(forms.ValidationError):
+        amount_to_cents(text)
+
+
+@pytest.mark.parametrize(("text", "code", "minor"), [("3000", "jpy", 3000), ("25.50", "eur", 2550), ("1.250", "kwd", 1250)])
+def test_a_bid_is_read_in_the_rounds_currency(text, code, minor):
+    assert amount_to_cents(text, code) == minor
+
+
+def test_a_yen_bid_with_decimals_is_refused_rather_than_charged_a_hundred_times():
+    with pytest.raises(forms.ValidationError, match="whole units"):
+        amount_to_cents("30.5", "jpy")

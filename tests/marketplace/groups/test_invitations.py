@@ -20,6 +20,7 @@ from marketplace.groups.invitations import (
     invitation_create,
     invitation_decline,
     invitation_revoke,
+    invitation_send,
 )
 from marketplace.models import Invitation, Membership
 from tests.factories import make_group, make_user
@@ -44,10 +45,13 @@ def test_an_admin_invites_by_email_and_only_a_hash_is_stored(client, mailoutbox,
     assert response.status_code == 302
     invitation = Invitation.objects.get()
     assert invitation.email == "friend@example.com"
+    assert mailoutbox == []  # mailed by a task, not in the request
+    assert invitation_send(invitation_id=invitation.pk)  # what the worker's invitation_send_task runs
+    invitation.refresh_from_db()
     assert len(mailoutbox) == 1 and mailoutbox[0].to == ["friend@example.com"]
     token = re.search(r"/invitations/([^/\s]+)/", mailoutbox[0].body).group(1)
     assert invitation.token_hash == hash_token(token) and token not in invitation.token_hash
-    assert "Calm Coders" in mailoutbox[0].subject
+    assert "Calm Coders" not in mailoutbox[0].subject and "Calm Coders" in mailoutbox[0].body
 
     friend = make_user("friend@example.com")
     client.force_login(friend)
@@ -200,3 +204,42 @@ def test_the_invitation_expires_after_the_configured_hours(settings):
     before = timezone.now()
     invitation, _ = invitation_create(group=group, by=group.created_by)
     assert timedelta(hours=2) <= invitation.expires_at - before < timedelta(hours=2, seconds=5)
+
+
+def test_invitations_are_rate_limited_per_group_and_per_person(settings):
+    from marketplace.core.errors import Conflict
+
+    settings.INVITATIONS_PER_GROUP_PER_HOUR = 3
+    settings.INVITATIONS_PER_USER_PER_HOUR = 5
+    admin = make_user()
+    first, second = make_group(admin=admin), make_group(admin=admin)
+    for n in range(3):
+        invitation_create(group=first, by=admin, email=f"a{n}@example.com")
+    with pytest.raises(Conflict) as caught:
+        invitation_create(group=first, by=admin, email="a9@example.com")
+    assert caught.value.code == "invitation_rate_limited"
+    invitation_create(group=second, by=admin)
+    invitation_create(group=second, by=admin)
+    with pytest.raises(Conflict):  # the person's own limit, over all their groups
+        invitation_create(group=second, by=admin)
+    assert Invitation.objects.count() == 5
+
+
+def test_an_email_invitation_is_queued_through_the_outbox_and_a_mail_failure_is_retried(
+    settings, django_capture_on_commit_callbacks, sent
+):
+    from marketplace.core import tasknames
+    from marketplace.outbox.models import OutboxMessage
+    from marketplace.tasks import invitation_send_task
+
+    admin = make_user()
+    group = make_group(admin=admin, name="=cmd|' /C calc'!A0 FREE MONEY")
+    with django_capture_on_commit_callbacks(execute=True):
+        invitation, _ = invitation_create(group=group, by=admin, email="friend@example.com")
+    assert sent == [(tasknames.INVITATION_SEND, [invitation.pk])]
+    assert OutboxMessage.objects.get().sent_at is not None
+    assert invitation_send_task.autoretry_for and invitation_send_task.max_retries >= 5
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", 9  # nothing listens: the send raises, the task retries
+    with pytest.raises(OSError):
+        invitation_send(invitation_id=invitation.pk)

@@ -1,7 +1,7 @@
 """Who may see or change a group's data: one table of every page and endpoint that touches it, checked for five viewers.
 
 Each row says, per viewer, "ok" (allowed), "denied" (403 or 404), "404", "login" (sent to the login page), "401" (API
-without a token) or None (allowed or refused by rules its own tests pin, e.g. an admin's POST without form data).
+without a token), "400" (a refused parameter, checked after access) or None (allowed or refused by rules its own tests pin, e.g. an admin's POST without form data).
 Whatever the outcome, a response never shows the bid amount to anyone but the group's admins, and never shows the
 group's name to someone outside the group; a refused request changes nothing. Rows whose URL name does not resolve yet
 are skipped, so a page is covered as soon as it exists.
@@ -23,7 +23,18 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from marketplace.accounts.tokens import api_token_create
-from marketplace.models import Bid, Invitation, Membership, PreferenceGroup, PreferenceSubmission, Round
+from marketplace.deals.models import RevenueShare, RoundContract
+from marketplace.delivery.models import FineTunedModel
+from marketplace.models import (
+    AuctionOutcome,
+    Bid,
+    GroupOutcome,
+    Invitation,
+    Membership,
+    PreferenceGroup,
+    PreferenceSubmission,
+    Round,
+)
 from tests.factories import make_bid, make_round
 from tests.personas import GROUP_NAME, ROLES
 from training.services.submissions import preferences_submit
@@ -75,6 +86,14 @@ def invitation_kw(w):
     return {"slug": w["group"].slug, "invitation_id": w["invitation"].pk}
 
 
+def model_kw(w):
+    return {"model_id": w["model"].model_id}
+
+
+def model_api(path: str):
+    return lambda w: path.format(model=w["model"].model_id, group=w["group"].slug)
+
+
 def api(path: str):
     return lambda w: "/api" + path.format(round=w["round"].slug, group=w["group"].slug)
 
@@ -90,8 +109,20 @@ PUBLIC = dict.fromkeys(ROLES, "ok")
 API_ANYONE = {"anonymous": "401", "outsider": "ok", "member": "ok", "admin": "ok", "staff": "ok"}
 API_GROUP = {"anonymous": "401", "outsider": "404", "member": "ok", "admin": "ok", "staff": "404"}
 API_ADMIN_ACTION = {"anonymous": "401", "outsider": "404", "member": "denied", "admin": None, "staff": "404"}
+# The delivered model: the bidding groups' members and staff (FineTunedModel.objects.usable_by), nobody else.
+MODEL_PAGE = {"anonymous": "login", "outsider": "404", "member": "ok", "admin": "ok", "staff": "ok"}
+LOGGED_IN = {"anonymous": "login", "outsider": "ok", "member": "ok", "admin": "ok", "staff": "ok"}
+API_MODEL = {"anonymous": "401", "outsider": "404", "member": "ok", "admin": "ok", "staff": "ok"}
+# /v1/ generation: the model is checked before the parameters, so with max_tokens over the limit those with access
+# get a 400 without reaching the engine (generation itself: tests/marketplace/openai_api, tests/integration).
+API_MODEL_PARAMS = {"anonymous": "401", "outsider": "404", "member": "400", "admin": "400", "staff": "400"}
 
 RUBRIC_FORM = {"kind": "rubric", "phrases": "kind words, 1"}
+CONTRACT_FORM = {
+    "action": "compute", "objective": "min_pay", "name_0": "base", "cost_0": "0", "dist_0": "0.6 0.4",
+    "name_1": "tuned", "cost_1": "1", "dist_1": "0.2 0.8",
+}
+SHARE_FORM = {"action": "agree", "c0": "1", "c1": "2", "r": "1", "delta": "0.6"}
 
 ROUTES = [
     # site-core: the group's own pages
@@ -134,9 +165,20 @@ ROUTES = [
     Route("staff_round_cancel", round_kw, STAFF_ACTION, method="post"),
     Route("staff_round_resume", round_kw, STAFF_ACTION, method="post"),
     Route("staff_round_open", lambda w: {"slug": w["draft"].slug}, STAFF_ACTION, method="post"),
+    # economics (marketplace.deals): launch pricing and a round's contract are staff's; a group's revenue share is its
+    # admins' and staff's only (members 403, outsiders 404)
+    Route("staff_pricing", lambda w: {}, STAFF_PAGE),
+    Route("staff_round_contract", round_kw, STAFF_PAGE),
+    Route("staff_round_contract", round_kw, STAFF_ACTION, method="post", data=lambda w: CONTRACT_FORM),
+    Route("revenue_share", delivered_round_group_kw, {**ADMIN_PAGE, "staff": "ok"}, staff_sees_group=True),
+    Route(
+        "revenue_share", delivered_round_group_kw, {**ADMIN_ACTION, "admin": "ok", "staff": "ok"}, method="post",
+        data=lambda w: SHARE_FORM, staff_sees_group=True,
+    ),
     # the JSON API
     Route("api_rounds", None, API_ANYONE, api_path=api("/rounds")),
     Route("api_round", None, API_ANYONE, api_path=api("/rounds/{round}")),
+    Route("api_round_progress", None, API_ANYONE, api_path=api("/rounds/{round}/progress")),
     Route("api_groups", None, API_ANYONE, api_path=api("/groups")),
     Route("api_preferences", None, API_GROUP, api_path=api("/rounds/{round}/groups/{group}/preferences")),
     Route(
@@ -150,11 +192,29 @@ ROUTES = [
     Route("api_bid", None, API_GROUP, api_path=api("/rounds/{round}/groups/{group}/bid")),
     Route("api_bid", None, API_ADMIN_ACTION, method="put", data=lambda w: {"amount_cents": 100}, api_path=api("/rounds/{round}/groups/{group}/bid")),
     Route("api_bid", None, API_ADMIN_ACTION, method="delete", api_path=api("/rounds/{round}/groups/{group}/bid")),
+    # delivery: the published model's pages, downloads, usage, the JSON API and the OpenAI-compatible API
+    Route("model_list", lambda w: {}, LOGGED_IN),
+    Route("model_detail", model_kw, MODEL_PAGE, staff_sees_group=True),
+    Route("model_download", lambda w: {**model_kw(w), "format": "adapter"}, MODEL_PAGE, staff_sees_group=True),
+    Route("model_download", lambda w: {**model_kw(w), "format": "merged"}, MODEL_PAGE, staff_sees_group=True,
+          id="GET model_download merged"),
+    Route("model_playground", model_kw, MODEL_PAGE, staff_sees_group=True),
+    Route("group_usage", group_kw, GROUP_PAGE),
+    Route("api_models", None, API_ANYONE, api_path=model_api("/api/models")),
+    Route("api_model", None, API_MODEL, api_path=model_api("/api/models/{model}"), staff_sees_group=True),
+    Route("api_model_download", None, API_MODEL, api_path=model_api("/api/models/{model}/download?format=merged"),
+          staff_sees_group=True),
+    Route("api_group_usage", None, API_GROUP, api_path=model_api("/api/groups/{group}/usage")),
+    Route("v1_models", None, API_ANYONE, api_path=model_api("/v1/models")),
+    Route("v1_completions", None, API_MODEL_PARAMS, method="post", api_path=model_api("/v1/completions"),
+          data=lambda w: {"model": w["model"].model_id, "prompt": "Question: x\nAnswer: ", "max_tokens": 10**6}),
+    Route("v1_chat", None, API_MODEL_PARAMS, method="post", api_path=model_api("/v1/chat/completions"),
+          data=lambda w: {"model": w["model"].model_id, "messages": [{"role": "user", "content": "x"}], "max_tokens": 10**6}),
 ]
 
 
 @pytest.fixture
-def world(cast):
+def world(cast, tmp_path, settings):
     """The cast's group (alice admin, bob member) with an open round, a delivered one and a draft, both rounds bid
     on, a rubric submitted and an invitation pending; each role is played by its persona (tests/personas.py)."""
     admin, member, group = cast.alice, cast.bob, cast.group
@@ -166,8 +226,28 @@ def world(cast):
     invitation = Invitation.objects.create(
         group=group, email="invitee@example.com", token_hash="f" * 64, invited_by=admin, expires_at=timezone.now() + timedelta(days=1)
     )
+    published = make_round(status=Round.Status.DELIVERED, closes_at=timezone.now() - timedelta(hours=1))
+    outcome = AuctionOutcome.objects.create(
+        round=published, inputs_hash="0" * 64, instance={"kl_weight": 1.0, "groups": [], "prompts": []}, result={},
+        welfare=0.0, kl_to_base=0.0, revenue_cents=0,
+    )
+    GroupOutcome.objects.create(
+        outcome=outcome, group=group, bid_cents=4_321, expected_reward=0.5, promised_value=21.6, payment=0.0,
+        payment_cents=0, utility=21.6,
+    )
+    zips = {}
+    for fmt in ("adapter", "merged"):
+        zips[fmt] = tmp_path / f"{fmt}.zip"
+        zips[fmt].write_bytes(b"PK\x05\x06" + b"\x00" * 18)
+    model = FineTunedModel.objects.create(
+        model_id=FineTunedModel.id_for(published), round=published, base_model="tiny", kl_weight=1.0,
+        adapter_dir=str(tmp_path), adapter_zip=str(zips["adapter"]), adapter_zip_size=22, adapter_zip_sha256="a" * 64,
+        merged_zip=str(zips["merged"]), merged_zip_size=22, merged_zip_sha256="b" * 64, card="# card",
+    )
+    settings.INFERENCE_URL = "http://127.0.0.1:9"  # no engine: nothing here may reach one
     return {
         "cast": cast,
+        "model": model,
         "group": group,
         "round": round,
         "delivered": delivered,
@@ -185,6 +265,8 @@ def snapshot() -> tuple:
         list(Invitation.objects.order_by("pk").values_list("pk", "status")),
         list(Bid.objects.order_by("pk").values_list("pk", "amount_cents", "status")),
         list(PreferenceSubmission.objects.order_by("pk").values_list("pk", "version")),
+        list(RoundContract.objects.order_by("pk").values_list("pk", "status", "payments")),
+        list(RevenueShare.objects.order_by("pk").values_list("pk", "delta", "inputs")),
         list(Round.objects.order_by("pk").values_list("pk", "status")),
     )
 
@@ -221,7 +303,8 @@ def test_the_permission_matrix(world, route, role, localstripe_if_billing):
     before = snapshot()
     response = request(route, world, role)
     status = response.status_code
-    body = response.content.decode(errors="replace")
+    raw = b"".join(response.streaming_content) if response.streaming else response.content
+    body = raw.decode(errors="replace")
 
     assert status < 500, f"{route.label} as {role}: {status}"
     if expected == "ok":
@@ -232,6 +315,8 @@ def test_the_permission_matrix(world, route, role, localstripe_if_billing):
         assert status == 404, f"{route.label} as {role}: {status}"
     elif expected == "401":
         assert status == 401, f"{route.label} as {role}: {status}"
+    elif expected == "400":
+        assert status == 400, f"{route.label} as {role}: {status}"
     elif expected == "login":
         assert status == 302 and _to_login(response), f"{route.label} as {role}: {status}"
 

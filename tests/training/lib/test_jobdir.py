@@ -122,3 +122,35 @@ def test_publishing_replaces_a_folder_whole_and_leaves_nothing_on_failure(tmp_pa
         publish_dir(broken, target)
     assert sorted(p.name for p in target.iterdir()) == ["b"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+class _RunsCodeWhenUnpickled:
+    ran: list[str] = []
+
+    def __reduce__(self):
+        return (_RunsCodeWhenUnpickled.ran.append, ("unpickled",))
+
+
+def test_a_checkpoint_state_is_loaded_safely_and_a_pickled_object_in_it_is_refused(tmp_path, monkeypatch):
+    import pickle
+
+    import torch
+
+    from training.lib import jobdir
+
+    monkeypatch.setattr(jobdir, "load_adapter_weights", lambda model, path: None)
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.ones(1, 3)).sum().backward()
+    opt.step()
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    good = _checkpoint(tmp_path / "good", 1)
+    torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": 1}, Path(good.path) / "state.pt")
+    state = jobdir.load_checkpoint(good, model=None)
+    assert state["step"] == 1 and state["optimizer"]["param_groups"][0]["lr"] == 1e-3
+
+    bad = _checkpoint(tmp_path / "bad", 1)
+    torch.save({"step": 1, "payload": _RunsCodeWhenUnpickled()}, Path(bad.path) / "state.pt")
+    with pytest.raises(pickle.UnpicklingError):
+        jobdir.load_checkpoint(bad, model=None)
+    assert _RunsCodeWhenUnpickled.ran == []

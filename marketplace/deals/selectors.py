@@ -1,0 +1,83 @@
+"""Reads for the deals pages: who may see a group's revenue share, the round's contract, past evaluation outcomes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from marketplace.core.errors import NotAllowed, NotFound
+from marketplace.deals.models import RevenueShare, RoundContract
+from marketplace.groups.models import Membership, PreferenceGroup
+from marketplace.rounds.models import Round
+from marketplace.rounds.selectors import round_get_public
+from training.models import Evaluation
+
+
+@dataclass(frozen=True)
+class ShareAccess:
+    round: Round
+    group: PreferenceGroup
+    is_staff: bool
+
+
+def revenue_share_access(*, user, round_slug: str, group_slug: str) -> ShareAccess:
+    """A group's revenue-share page: its admins and staff only. Outsiders get the same NotFound as a missing page
+    (decided before the round is looked up); members who are not admins get NotAllowed (403): the group's costs and
+    share are its admins' business, as its bid amount is."""
+    if not getattr(user, "is_authenticated", False):
+        raise NotFound("Group not found.")
+    group = PreferenceGroup.objects.filter(slug=group_slug).first()
+    if group is None:
+        raise NotFound("Group not found.")
+    if not user.is_staff:
+        membership = Membership.objects.filter(group=group, user=user).first()
+        if membership is None:
+            raise NotFound("Group not found.")
+        if membership.role != Membership.Role.ADMIN:
+            raise NotAllowed("Only the group's admins and staff can see its revenue share.")
+    round = round_get_public(slug=round_slug, user=user)
+    return ShareAccess(round=round, group=group, is_staff=bool(user.is_staff))
+
+
+def revenue_share_of(*, round: Round, group: PreferenceGroup) -> RevenueShare | None:
+    return RevenueShare.objects.filter(round=round, group=group).select_related("agreed_by").first()
+
+
+def round_contract_of(*, round: Round) -> RoundContract | None:
+    return RoundContract.objects.filter(round=round).first()
+
+
+def round_contract_published(*, round: Round) -> RoundContract | None:
+    """What groups see on the round page: the contract once staff published it, else nothing."""
+    return RoundContract.objects.filter(round=round, status=RoundContract.Status.PUBLISHED).first()
+
+
+@dataclass(frozen=True)
+class PastOutcomes:
+    """Per-group rewards measured by past rounds' evaluations: the base model's and the delivered model's."""
+
+    rounds: int
+    base: list[float]
+    delivered: list[float]
+
+
+def past_evaluation_outcomes(*, exclude_round: Round | None = None) -> PastOutcomes:
+    """Every finished evaluation of other rounds (``training.Evaluation``): the base model's and the delivered
+    adapter's expected reward per group, the two generators a provider could hand over."""
+    rows = Evaluation.objects.select_related("job")
+    if exclude_round is not None:
+        rows = rows.exclude(job__round=exclude_round)
+    base: list[float] = []
+    delivered: list[float] = []
+    rounds = set()
+    for evaluation in rows:
+        pairs = [
+            (evaluation.base.get(key), value)
+            for key, value in (evaluation.delivered or {}).items()
+            if isinstance(evaluation.base, dict)
+        ]
+        for b, d in pairs:
+            if isinstance(b, int | float) and isinstance(d, int | float):
+                base.append(float(b))
+                delivered.append(float(d))
+                rounds.add(evaluation.job.round_id)
+    return PastOutcomes(rounds=len(rounds), base=base, delivered=delivered)

@@ -1,0 +1,75 @@
+"""The published model of a delivered round and its metered use."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from marketplace.groups.models import PreferenceGroup
+from marketplace.rounds.models import Round
+
+MODEL_ID_PREFIX = "ft:"
+EXACT_SUFFIX = ":exact"
+
+
+class FineTunedModelQuerySet(models.QuerySet["FineTunedModel"]):
+    def usable_by(self, user) -> FineTunedModelQuerySet:
+        """The one access rule: staff, and members of the groups that bid in the round (its auction outcome's groups).
+
+        Everyone else sees nothing, so a model they may not use looks exactly like a missing one."""
+        if not getattr(user, "is_authenticated", False) or not user.is_active:
+            return self.none()
+        if user.is_staff:
+            return self.all()
+        return self.filter(round__outcome__groups__group__memberships__user=user).distinct()
+
+
+class FineTunedModel(models.Model):
+    """A delivered round's model: the adapter on its base, the merged weights, both downloadable, and its card."""
+
+    model_id = models.CharField(max_length=200, unique=True, help_text='"ft:<round-slug>"')
+    round = models.OneToOneField(Round, on_delete=models.PROTECT, related_name="finetuned_model")
+    base_model = models.CharField(max_length=300)
+    kl_weight = models.FloatField()
+    adapter_dir = models.CharField(max_length=500, help_text="The job's adapter folder (what the engine loads).")
+    adapter_sha256 = models.CharField(max_length=64, blank=True, help_text="SHA-256 of adapter_model.safetensors.")
+    merged_dir = models.CharField(max_length=500, blank=True)
+    adapter_zip = models.CharField(max_length=500, blank=True, help_text="Path under ARTIFACT_DIR, named by content hash.")
+    adapter_zip_size = models.PositiveBigIntegerField(default=0)
+    adapter_zip_sha256 = models.CharField(max_length=64, blank=True)
+    merged_zip = models.CharField(max_length=500, blank=True)
+    merged_zip_size = models.PositiveBigIntegerField(default=0)
+    merged_zip_sha256 = models.CharField(max_length=64, blank=True)
+    card = models.TextField(blank=True, help_text="The model card (README.md), markdown.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = FineTunedModelQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return self.model_id
+
+    @property
+    def ready(self) -> bool:
+        """Both downloads are built (publishing builds them in the worker after the row exists)."""
+        return bool(self.adapter_zip and self.merged_zip)
+
+    @staticmethod
+    def id_for(round: Round) -> str:
+        return f"{MODEL_ID_PREFIX}{round.slug}"
+
+
+class UsageDaily(models.Model):
+    """Tokens a group used on a model in a day, through the OpenAI-compatible API. Incremented with F() only."""
+
+    group = models.ForeignKey(PreferenceGroup, on_delete=models.CASCADE, related_name="usage")
+    model = models.ForeignKey(FineTunedModel, on_delete=models.CASCADE, related_name="usage")
+    day = models.DateField()
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    requests = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["group", "model", "day"], name="one_usage_row_per_group_model_day")]
+        ordering = ["-day", "model_id"]

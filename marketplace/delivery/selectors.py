@@ -1,0 +1,111 @@
+"""Reading published models and their usage, always through the one access rule (FineTunedModel.objects.usable_by)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import QuerySet
+
+from marketplace.core.errors import NotFound
+from marketplace.delivery.models import EXACT_SUFFIX, FineTunedModel, UsageDaily
+from marketplace.groups.models import Membership, PreferenceGroup
+from marketplace.rounds.outcomes import GroupOutcome
+from training.models import RewardModel, TrainingJob
+
+
+def models_usable(*, user) -> QuerySet[FineTunedModel]:
+    return FineTunedModel.objects.usable_by(user).select_related("round")
+
+
+def model_get_usable(*, user, model_id: str) -> FineTunedModel:
+    """The model if `user` may use it; a model they may not use is as missing as one that does not exist."""
+    model = models_usable(user=user).filter(model_id=model_id).first()
+    if model is None:
+        raise NotFound(f"The model {model_id!r} does not exist or you do not have access to it.", code="model_not_found")
+    return model
+
+
+@dataclass(frozen=True)
+class RequestedModel:
+    model: FineTunedModel
+    exact: bool
+
+
+def model_for_request(*, user, requested: str) -> RequestedModel:
+    """``ft:<round>`` or ``ft:<round>:exact`` (exact delivery), checked against the access rule."""
+    exact = requested.endswith(EXACT_SUFFIX)
+    model_id = requested[: -len(EXACT_SUFFIX)] if exact else requested
+    return RequestedModel(model=model_get_usable(user=user, model_id=model_id), exact=exact)
+
+
+def model_groups(*, model: FineTunedModel) -> list[GroupOutcome]:
+    """The round's participating groups with their promised, base and delivered rewards (no bids, no prices)."""
+    return list(
+        GroupOutcome.objects.filter(outcome__round_id=model.round_id).select_related("group").order_by("group__name")
+    )
+
+
+def model_evaluation(*, model: FineTunedModel) -> dict[str, Any]:
+    """Per group: base, promised and delivered (normalised reward); and the adapter's KL to the base."""
+    job = TrainingJob.objects.filter(round_id=model.round_id, status=TrainingJob.Status.SUCCEEDED).order_by("-pk").first()
+    evaluation = getattr(job, "evaluation", None) if job is not None else None
+    groups = [
+        {
+            "group": g.group.slug,
+            "name": g.group.name,
+            "base": g.base_reward,
+            "promised": g.expected_reward,
+            "delivered": g.delivered_reward,
+        }
+        for g in model_groups(model=model)
+    ]
+    return {
+        "groups": groups,
+        "kl_estimate": evaluation.kl_estimate if evaluation is not None else None,
+        "tv_before": evaluation.tv_before if evaluation is not None else None,
+        "tv_after": evaluation.tv_after if evaluation is not None else None,
+    }
+
+
+def usage_group_for(*, user, model: FineTunedModel, organization: str | None) -> PreferenceGroup | None:
+    """Which group a request is metered to: the ``OpenAI-Organization`` slug if the user is a member of that bidding
+    group, else the user's first bidding group by name; None for staff outside every bidding group."""
+    bidders = PreferenceGroup.objects.filter(
+        outcomes__outcome__round_id=model.round_id, memberships__user=user
+    ).order_by("name", "pk")
+    if organization:
+        chosen = bidders.filter(slug=organization).first()
+        if chosen is not None:
+            return chosen
+    return bidders.first()
+
+
+def usage_for_group(*, group: PreferenceGroup, limit: int = 60) -> list[UsageDaily]:
+    return list(UsageDaily.objects.filter(group=group).select_related("model").order_by("-day", "model__model_id")[:limit])
+
+
+def exact_delivery_groups(*, model: FineTunedModel) -> list[dict[str, Any]]:
+    """What the engine needs to resample toward pi*: per bidding group, its bid (currency units, as in the auction
+    instance), its stored reward model and the normaliser the auction used."""
+    instance = model.round.outcome.instance
+    bids = {g["id"]: float(g["bid"]) for g in instance.get("groups", [])}
+    rows = RewardModel.objects.filter(round_id=model.round_id).select_related("group")
+    out: list[dict[str, Any]] = []
+    for rm in rows:
+        if rm.group.slug not in bids:
+            continue
+        out.append(
+            {
+                "bid": bids[rm.group.slug],
+                "group": rm.group.slug,
+                "reward_model": {**rm.params, "kind": rm.params.get("kind", rm.kind)},  # older rows may lack "kind"
+                "normaliser": {"lo": rm.norm_min, "hi": rm.norm_max},
+            }
+        )
+    out.sort(key=lambda g: str(g["group"]))
+    return out
+
+
+def is_member_of_bidder(*, user, model: FineTunedModel) -> bool:
+    return Membership.objects.filter(user=user, group__outcomes__outcome__round_id=model.round_id).exists()
