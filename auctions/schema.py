@@ -30,10 +30,10 @@ from auctions.mechanism import Instance, MechanismError, Outcome, make_instance
 SCHEMA_VERSION = 1
 
 
-def _number(value: Any, where: str) -> float:
+def json_number(value: Any, where: str) -> float:
     # bool is an int subclass in Python, but true/false is never a meaningful number here.
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise MechanismError(f"{where}: expected a number, got {_describe(value)}")
+        raise MechanismError(f"{where}: expected a number, got {describe(value)}")
     try:
         result = float(value)
     except OverflowError:  # an integer literal beyond float range
@@ -43,7 +43,7 @@ def _number(value: Any, where: str) -> float:
     return result
 
 
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -57,65 +57,65 @@ def _describe(value: Any) -> str:
     return repr(value)
 
 
-def _field(obj: dict[str, Any], name: str, where: str) -> Any:
+def json_field(obj: dict[str, Any], name: str, where: str) -> Any:
     if name not in obj:
         raise MechanismError(f"{where}: missing field {name!r}")
     return obj[name]
 
 
-def _list(value: Any, where: str) -> list[Any]:
+def json_list(value: Any, where: str) -> list[Any]:
     if not isinstance(value, list):
-        raise MechanismError(f"{where}: expected a list, got {_describe(value)}")
+        raise MechanismError(f"{where}: expected a list, got {describe(value)}")
     return value
 
 
-def _object(value: Any, where: str) -> dict[str, Any]:
+def json_object(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise MechanismError(f"{where}: expected an object, got {_describe(value)}")
+        raise MechanismError(f"{where}: expected an object, got {describe(value)}")
     return value
 
 
 def instance_from_json(data: Any) -> Instance:
     """Parse and validate a schema-v1 instance (a decoded JSON object)."""
-    root = _object(data, "instance")
-    kl_weight = _number(_field(root, "kl_weight", "instance"), "kl_weight")
+    root = json_object(data, "instance")
+    kl_weight = json_number(json_field(root, "kl_weight", "instance"), "kl_weight")
     if kl_weight <= 0:
         raise MechanismError(f"kl_weight: {kl_weight!r} must be > 0")
 
-    groups = _list(_field(root, "groups", "instance"), "groups")
+    groups = json_list(json_field(root, "groups", "instance"), "groups")
     ids: list[str] = []
     bids: list[float] = []
     for i, raw in enumerate(groups):
-        group = _object(raw, f"groups[{i}]")
-        gid = _field(group, "id", f"groups[{i}]")
+        group = json_object(raw, f"groups[{i}]")
+        gid = json_field(group, "id", f"groups[{i}]")
         if not isinstance(gid, str) or not gid:
-            raise MechanismError(f"groups[{i}].id: expected a non-empty string, got {_describe(gid)}")
+            raise MechanismError(f"groups[{i}].id: expected a non-empty string, got {describe(gid)}")
         if gid in ids:
             raise MechanismError(f"group {gid!r}: the id appears twice in groups")
-        bid = _number(_field(group, "bid", f"group {gid!r}"), f"group {gid!r}: bid")
+        bid = json_number(json_field(group, "bid", f"group {gid!r}"), f"group {gid!r}: bid")
         if bid < 0:
             raise MechanismError(f"group {gid!r}: bid {bid!r} must be >= 0")
         ids.append(gid)
         bids.append(bid)
 
-    prompts = _list(_field(root, "prompts", "instance"), "prompts")
+    prompts = json_list(json_field(root, "prompts", "instance"), "prompts")
     if not prompts:
         raise MechanismError("prompts: at least one prompt is required")
     weights: list[float] = []
     base_logweights: list[list[float]] = []
     rewards: list[list[list[float]]] = []
     for p, raw in enumerate(prompts):
-        prompt = _object(raw, f"prompt {p}")
-        weight = _number(prompt["weight"], f"prompt {p}: weight") if "weight" in prompt else 1.0
+        prompt = json_object(raw, f"prompt {p}")
+        weight = json_number(prompt["weight"], f"prompt {p}: weight") if "weight" in prompt else 1.0
         if weight < 0:
             raise MechanismError(f"prompt {p}: weight {weight!r} must be >= 0")
         weights.append(weight)
-        base_raw = _list(_field(prompt, "base_logweights", f"prompt {p}"), f"prompt {p}: base_logweights")
+        base_raw = json_list(json_field(prompt, "base_logweights", f"prompt {p}"), f"prompt {p}: base_logweights")
         if not base_raw:
             raise MechanismError(f"prompt {p}: at least one candidate is required (base_logweights is empty)")
-        base = [_number(x, f"prompt {p}, candidate {k}: base log-weight") for k, x in enumerate(base_raw)]
+        base = [json_number(x, f"prompt {p}, candidate {k}: base log-weight") for k, x in enumerate(base_raw)]
         base_logweights.append(base)
-        by_group = _object(_field(prompt, "rewards", f"prompt {p}"), f"prompt {p}: rewards")
+        by_group = json_object(json_field(prompt, "rewards", f"prompt {p}"), f"prompt {p}: rewards")
         for gid in by_group:
             if gid not in ids:
                 raise MechanismError(f"group {gid!r}, prompt {p}: rewards for a group that is not in groups")
@@ -123,7 +123,7 @@ def instance_from_json(data: Any) -> Instance:
         for gid in ids:
             if gid not in by_group:
                 raise MechanismError(f"group {gid!r}, prompt {p}: no rewards (every group must score every candidate)")
-            row = _list(by_group[gid], f"group {gid!r}, prompt {p}: rewards")
+            row = json_list(by_group[gid], f"group {gid!r}, prompt {p}: rewards")
             if len(row) != len(base):
                 raise MechanismError(
                     f"group {gid!r}, prompt {p}: {len(row)} rewards for {len(base)} candidates "
@@ -131,7 +131,7 @@ def instance_from_json(data: Any) -> Instance:
                 )
             values = []
             for k, x in enumerate(row):
-                r = _number(x, f"group {gid!r}, prompt {p}, candidate {k}: reward")
+                r = json_number(x, f"group {gid!r}, prompt {p}, candidate {k}: reward")
                 if not 0.0 <= r <= 1.0:
                     raise MechanismError(f"group {gid!r}, prompt {p}, candidate {k}: reward {r!r} is not in [0, 1]")
                 values.append(r)

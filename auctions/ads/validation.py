@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from auctions.mechanism import MechanismError
+from auctions.schema import describe, json_field, json_list, json_number, json_object
 
 T = TypeVar("T")
 
@@ -85,51 +86,7 @@ def with_bids(auction: T, bids: np.ndarray) -> T:
     return dataclasses.replace(auction, bids=np.array(bids, dtype=np.float64))  # type: ignore[type-var]
 
 
-# Decoded JSON. bool is an int subclass in Python, but true/false is never a meaningful number here.
-
-
-def describe(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return f"the string {value[:40]!r}"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return repr(value)
-
-
-def json_object(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise MechanismError(f"{where}: expected an object, got {describe(value)}")
-    return value
-
-
-def json_list(value: Any, where: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise MechanismError(f"{where}: expected a list, got {describe(value)}")
-    return value
-
-
-def json_field(obj: dict[str, Any], name: str, where: str) -> Any:
-    if name not in obj:
-        raise MechanismError(f"{where}: missing field {name!r}")
-    return obj[name]
-
-
-def json_number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise MechanismError(f"{where}: expected a number, got {describe(value)}")
-    try:
-        result = float(value)
-    except OverflowError:  # an integer literal beyond float range
-        raise MechanismError(f"{where}: {str(value)[:20]}... is not a finite number") from None
-    if not math.isfinite(result):
-        raise MechanismError(f"{where}: {value!r} is not a finite number")
-    return result
+# Decoded JSON: the readers shared with the fine-tuning schema (auctions.schema), plus integers for ads.
 
 
 def json_integer(value: Any, where: str) -> int:
