@@ -21,6 +21,7 @@ urlpatterns = [
     path("staff/rounds/<slug:slug>/close/", staff.staff_round_action, {"action": "close"}, name="staff_round_close"),
     path("staff/rounds/<slug:slug>/cancel/", staff.staff_round_action, {"action": "cancel"}, name="staff_round_cancel"),
     path("staff/rounds/<slug:slug>/resume/", staff.staff_round_action, {"action": "resume"}, name="staff_round_resume"),
+    path("staff/rounds/<slug:slug>/lab/", staff.staff_round_lab, name="staff_round_lab"),
     # The economics tools (marketplace.deals): launch pricing, a round's contract, a group's revenue share.
     path("staff/pricing/", economics.staff_pricing, name="staff_pricing"),
     path("staff/rounds/<slug:slug>/contract/", economics.staff_round_contract, name="staff_round_contract"),

@@ -1,4 +1,5 @@
-"""Staff pages for rounds: list, create, edit, lifecycle buttons, and the bids once bidding is over."""
+"""Staff pages for rounds: list, create, edit, lifecycle buttons, the bids once bidding is over, and the truthfulness
+lab on a closed round's real auction."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from marketplace.core.errors import AppError, NotFound
 from marketplace.forms.rounds import RoundForm
 from marketplace.models import Round
 from marketplace.orchestration import lifecycle
+from marketplace.orchestration.truthfulness import FamilySweep, round_truthfulness_lab
 from marketplace.rounds.editing import round_create, round_update
 from marketplace.rounds.selectors import (
     round_bids_for_staff,
@@ -20,6 +22,7 @@ from marketplace.rounds.selectors import (
     round_participating_group_count,
     rounds_for_staff,
 )
+from marketplace.web.charts import Chart, Marker, Series, render_svg
 
 S = Round.Status
 
@@ -119,3 +122,32 @@ def staff_round_action(request, slug: str, action: str):
         else:
             messages.info(request, f"Nothing changed: the round is {round.get_status_display().lower()} and this step does not apply now.")
     return redirect("staff_round_detail", slug=round.slug)
+
+
+def _lab_chart(s: FamilySweep, currency: str):
+    """Utility against the report, with the truthful report and the best misreport marked."""
+    points = list(zip(s.parameters, s.utility_with, strict=True))
+    markers = [Marker(s.truthful_parameter, f"truthful {s.symbol} = {s.truthful_parameter:g}", dashed=False)]
+    if s.best_parameter != s.truthful_parameter:
+        markers.append(Marker(s.best_parameter, f"best report {s.symbol} = {s.best_parameter:g}"))
+    return render_svg(
+        Chart(
+            title=s.title,
+            x_label=f"{s.symbol} (truthful = {s.truthful_parameter:g})",
+            y_label=f"{currency.upper()}",
+            series=[
+                Series("utility with payments", points),
+                Series("utility without payments (= value)", list(zip(s.parameters, s.value, strict=True))),
+                Series("payment", list(zip(s.parameters, s.payment, strict=True))),
+            ],
+            markers=markers,
+        )
+    )
+
+
+@staff_required
+def staff_round_lab(request, slug: str):
+    round = _round(slug)
+    lab = round_truthfulness_lab(round=round, group_slug=request.GET.get("group") or None)
+    groups = [{"lab": g, "sweeps": [(s, _lab_chart(s, lab.currency)) for s in g.sweeps]} for g in lab.groups]
+    return render(request, "staff/round_lab.html", {"round": round, "lab": lab, "groups": groups})

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from marketplace.accounts.tokens import api_token_create
 from marketplace.deals.models import RevenueShare, RoundContract
-from marketplace.delivery.models import FineTunedModel
+from marketplace.delivery.models import FineTunedModel, ResaleListing
 from marketplace.models import (
     AuctionOutcome,
     Bid,
@@ -74,6 +74,10 @@ def delivered_round_group_kw(w):
     return {"slug": w["delivered"].slug, "group_slug": w["group"].slug}
 
 
+def published_round_group_kw(w):
+    return {"slug": w["model"].round.slug, "group_slug": w["group"].slug}
+
+
 def round_kw(w):
     return {"slug": w["round"].slug}
 
@@ -90,8 +94,22 @@ def model_kw(w):
     return {"model_id": w["model"].model_id}
 
 
+def campaign_kw(w):
+    """The group's ad campaign (created on first use; its 0.50 bid is not one of AMOUNT_STRINGS)."""
+    from marketplace.sponsored.models import Campaign
+
+    campaign = Campaign.objects.filter(group=w["group"]).first() or Campaign.objects.create(
+        group=w["group"], created_by=w["cast"].alice, name="Matrix ad", ad_text="Kettles that boil fast.",
+        landing_url="https://acme.example/", bid_cents=50, daily_budget_cents=1_000)
+    return {"slug": w["group"].slug, "campaign_id": campaign.pk}
+
+
 def model_api(path: str):
     return lambda w: path.format(model=w["model"].model_id, group=w["group"].slug)
+
+
+def published_api(path: str):
+    return lambda w: "/api" + path.format(round=w["model"].round.slug, group=w["group"].slug)
 
 
 def api(path: str):
@@ -109,6 +127,8 @@ PUBLIC = dict.fromkeys(ROLES, "ok")
 API_ANYONE = {"anonymous": "401", "outsider": "ok", "member": "ok", "admin": "ok", "staff": "ok"}
 API_GROUP = {"anonymous": "401", "outsider": "404", "member": "ok", "admin": "ok", "staff": "404"}
 API_ADMIN_ACTION = {"anonymous": "401", "outsider": "404", "member": "denied", "admin": None, "staff": "404"}
+# A group's costs, shares and resale revenue: its admins' and staff's (members 403, everyone else 404).
+API_SHARES = {"anonymous": "401", "outsider": "404", "member": "denied", "admin": "ok", "staff": "ok"}
 # The delivered model: the bidding groups' members and staff (FineTunedModel.objects.usable_by), nobody else.
 MODEL_PAGE = {"anonymous": "login", "outsider": "404", "member": "ok", "admin": "ok", "staff": "ok"}
 LOGGED_IN = {"anonymous": "login", "outsider": "ok", "member": "ok", "admin": "ok", "staff": "ok"}
@@ -123,6 +143,9 @@ CONTRACT_FORM = {
     "name_1": "tuned", "cost_1": "1", "dist_1": "0.2 0.8",
 }
 SHARE_FORM = {"action": "agree", "c0": "1", "c1": "2", "r": "1", "delta": "0.6"}
+LISTING_FORM = {"action": "listing", "listed": "on", "price": "2.50"}
+CAMPAIGN_FORM = {"name": "Kettles", "ad_text": "Kettles that boil fast.", "landing_url": "https://acme.example/",
+                 "bid": "0.40", "daily_budget": "20.00"}
 
 ROUTES = [
     # site-core: the group's own pages
@@ -164,6 +187,8 @@ ROUTES = [
     Route("staff_round_close", round_kw, STAFF_ACTION, method="post"),
     Route("staff_round_cancel", round_kw, STAFF_ACTION, method="post"),
     Route("staff_round_resume", round_kw, STAFF_ACTION, method="post"),
+    Route("staff_round_lab", round_kw, STAFF_PAGE),
+    Route("staff_round_lab", lambda w: {"slug": w["model"].round.slug}, STAFF_PAGE, id="GET staff_round_lab delivered"),
     Route("staff_round_open", lambda w: {"slug": w["draft"].slug}, STAFF_ACTION, method="post"),
     # economics (marketplace.deals): launch pricing and a round's contract are staff's; a group's revenue share is its
     # admins' and staff's only (members 403, outsiders 404)
@@ -175,11 +200,39 @@ ROUTES = [
         "revenue_share", delivered_round_group_kw, {**ADMIN_ACTION, "admin": "ok", "staff": "ok"}, method="post",
         data=lambda w: SHARE_FORM, staff_sees_group=True,
     ),
+    # the resale listing and revenue statement live on the revenue-share page of the round whose model is published
+    Route("revenue_share", published_round_group_kw, {**ADMIN_PAGE, "staff": "ok"}, staff_sees_group=True,
+          id="GET revenue_share published"),
+    Route(
+        "revenue_share", published_round_group_kw, {**ADMIN_ACTION, "admin": "ok", "staff": "ok"}, method="post",
+        data=lambda w: LISTING_FORM, staff_sees_group=True, id="POST revenue_share listing",
+    ),
+    # sponsored answers: the advertiser group's campaigns are its admins' only; deployments' ad switch is staff's
+    Route("campaign_list", group_kw, ADMIN_PAGE),
+    Route("campaign_create", group_kw, ADMIN_PAGE),
+    Route("campaign_create", group_kw, ADMIN_ACTION, method="post", data=lambda w: CAMPAIGN_FORM),
+    Route("campaign_detail", campaign_kw, ADMIN_PAGE),
+    Route("campaign_edit", campaign_kw, ADMIN_PAGE),
+    Route("campaign_edit", campaign_kw, ADMIN_ACTION, method="post", data=lambda w: CAMPAIGN_FORM),
+    Route("campaign_status", campaign_kw, ADMIN_ACTION, method="post", data=lambda w: {"action": "end"}),
+    Route("staff_sponsored", lambda w: {}, STAFF_PAGE),
+    Route("staff_sponsored", lambda w: {}, STAFF_ACTION, method="post",
+          data=lambda w: {"model_id": w["model"].model_id, "mode": "segment", "users_may_opt_out": "on"}),
     # the JSON API
     Route("api_rounds", None, API_ANYONE, api_path=api("/rounds")),
     Route("api_round", None, API_ANYONE, api_path=api("/rounds/{round}")),
     Route("api_round_progress", None, API_ANYONE, api_path=api("/rounds/{round}/progress")),
     Route("api_groups", None, API_ANYONE, api_path=api("/groups")),
+    Route("api_round_job", None, API_ANYONE, api_path=api("/rounds/{round}/job")),
+    Route("api_round_results", None, API_ANYONE, api_path=api("/rounds/{round}/results")),
+    Route("api_receipt", None, API_GROUP, api_path=lambda w: f"/api/rounds/{w['delivered'].slug}/groups/{w['group'].slug}/receipt"),
+    Route("api_reward_model", None, {**API_GROUP, "staff": "ok"}, api_path=api("/rounds/{round}/groups/{group}/reward-model"),
+          staff_sees_group=True),
+    Route("api_revenue", None, API_SHARES, api_path=published_api("/rounds/{round}/groups/{group}/revenue"),
+          staff_sees_group=True),
+    Route("api_resale", None, {**API_SHARES, "admin": "ok"}, method="put", staff_sees_group=True,
+          data=lambda w: {"listed": True, "price_per_mtok_cents": 250},
+          api_path=published_api("/rounds/{round}/groups/{group}/resale")),
     Route("api_preferences", None, API_GROUP, api_path=api("/rounds/{round}/groups/{group}/preferences")),
     Route(
         "api_preferences",
@@ -267,6 +320,7 @@ def snapshot() -> tuple:
         list(PreferenceSubmission.objects.order_by("pk").values_list("pk", "version")),
         list(RoundContract.objects.order_by("pk").values_list("pk", "status", "payments")),
         list(RevenueShare.objects.order_by("pk").values_list("pk", "delta", "inputs")),
+        list(ResaleListing.objects.order_by("pk").values_list("pk", "listed", "price_per_mtok_cents")),
         list(Round.objects.order_by("pk").values_list("pk", "status")),
     )
 
@@ -360,3 +414,26 @@ def test_the_matrix_covers_every_group_url_that_exists():
 
     walk(get_resolver().url_patterns)
     assert group_urls - covered == set()
+
+
+def test_a_resale_buyer_sees_the_model_but_never_the_sellers_bids_shares_or_revenue(world):
+    """dave, in no group, once the group lists the round's model: he may use it, and nothing else of the group's."""
+    from marketplace.delivery.services import resale_listing_set
+
+    cast, model = world["cast"], world["model"]
+    resale_listing_set(user=cast.alice, model=model, group=world["group"], listed=True, price_per_mtok_cents=250)
+    RevenueShare.objects.create(round=model.round, group=world["group"], delta=0.25, inputs={"c0": 1, "c1": 2, "r": 1},
+                                agreed_at=timezone.now())
+    client = Client()
+    client.force_login(cast.dave)
+    assert client.get(reverse("model_detail", kwargs={"model_id": model.model_id})).status_code == 200
+    body = client.get(reverse("model_detail", kwargs={"model_id": model.model_id})).content.decode()
+    assert "43.21" not in body and "4321" not in body  # the group's bid in that round
+    kw = {"slug": model.round.slug, "group_slug": world["group"].slug}
+    assert client.get(reverse("revenue_share", kwargs=kw)).status_code == 404
+    assert client.get(reverse("receipt", kwargs=kw)).status_code == 404
+    token = api_token_create(user=cast.dave, name="buyer")[1]
+    api_get = lambda path: Client().get(path, headers={"Authorization": f"Bearer {token}"})  # noqa: E731
+    assert [m["id"] for m in api_get("/api/models").json()] == [model.model_id]
+    assert api_get(f"/api/rounds/{model.round.slug}/groups/{world['group'].slug}/revenue").status_code == 404
+    assert api_get(f"/api/groups/{world['group'].slug}/usage").status_code == 404
