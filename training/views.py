@@ -7,12 +7,14 @@ from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET, require_POST
 
 from marketplace.core.errors import AppError, NotFound
 from marketplace.forms import add_app_error
 from marketplace.models import Round
 from marketplace.views.staff import staff_required
+from marketplace.web.charts import Chart, Series, render_svg
 from marketplace.web.errors import app_error_json, http_status
 from training import selectors
 from training.forms import LabelForm
@@ -37,16 +39,98 @@ def round_progress_json(request, slug: str):
     return response
 
 
+# Resolved from the base model's architecture by the worker and recorded when the job finishes: until then the job
+# row holds placeholders (model_type None, fan_in_fan_out false), so the page says so instead of showing a value that
+# would change between running and finished.
+ARCHITECTURE_KEYS = ("model_type", "fan_in_fan_out")
+NOT_YET = "from the base model's architecture; recorded when the job finishes"
+
+
+def _hyperparameter_rows(hyperparameters: dict | None) -> list[tuple[str, object, bool]]:
+    """(key, value, known) for the job page, `objective` first: the loss in words, then the rest alphabetically."""
+    if not hyperparameters:
+        return []
+    pending = hyperparameters.get("model_type") is None
+    keys = sorted(hyperparameters, key=lambda k: (k != "objective", k))
+    rows = []
+    for key in keys:
+        value = hyperparameters[key]
+        unknown = pending and (key in ARCHITECTURE_KEYS or (key == "target_modules" and not value))
+        rows.append((key, NOT_YET if unknown else value, not unknown))
+    return rows
+
+
+def _metric_series(checkpoints, key: str) -> list[tuple[float, float]]:
+    points = []
+    for ckpt in checkpoints:
+        value = (ckpt.metrics or {}).get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            points.append((float(ckpt.step), float(value)))
+    return points
+
+
+def _job_charts(page) -> dict[str, SafeString]:
+    """The loss and fidelity curves over the checkpoints, as server-rendered SVG (the CSP allows no chart script)."""
+    if page is None:
+        return {}
+    charts = {}
+    loss = _metric_series(page.checkpoints, "loss")
+    nll = _metric_series(page.checkpoints, "weighted_nll")
+    if loss:
+        series = [Series("training loss (mean since the previous checkpoint)", loss)]
+        if nll:
+            series.append(Series("target-weighted NLL per token, all candidates", nll))
+        charts["loss"] = render_svg(Chart(title="Loss by step", x_label="step", y_label="loss", series=series))
+    tv = _metric_series(page.checkpoints, "tv_to_target")
+    if tv:
+        if page.evaluation is not None:
+            tv = [(0.0, float(page.evaluation.tv_before)), *tv]  # where the base model started
+        charts["fidelity"] = render_svg(
+            Chart(
+                title="Distance to the auction's target by step",
+                x_label="step",
+                y_label="TV distance (0 = reached)",
+                series=[Series("distance to target", tv)],
+            )
+        )
+    return charts
+
+
+def _job_context(request, round: Round) -> dict:
+    page = selectors.job_page(round=round, for_staff=request.user.is_staff)
+    last = page.checkpoints[-1] if page and page.checkpoints else None
+    return {
+        "round": round,
+        "page": page,
+        "charts": _job_charts(page),
+        # The headline loss is the latest checkpoint's (the same number as the table and the chart), not one noisy step.
+        "last_checkpoint": last,
+        "hyperparameter_rows": _hyperparameter_rows(page.hyperparameters if page else None),
+        "can_cancel": bool(
+            page
+            and request.user.is_staff
+            and page.job.status in (TrainingJob.Status.VALIDATING_FILES, TrainingJob.Status.QUEUED, TrainingJob.Status.RUNNING)
+        ),
+    }
+
+
 @require_GET
 def round_job(request, slug: str):
     round = _visible_round(request, slug)
-    page = selectors.job_page(round=round, for_staff=request.user.is_staff)
-    can_cancel = bool(
-        page
-        and request.user.is_staff
-        and page.job.status in (TrainingJob.Status.VALIDATING_FILES, TrainingJob.Status.QUEUED, TrainingJob.Status.RUNNING)
-    )
-    return render(request, "training/job.html", {"round": round, "page": page, "can_cancel": can_cancel})
+    return render(request, "training/job.html", _job_context(request, round))
+
+
+@require_GET
+def round_job_live(request, slug: str):
+    """The job page's charts and event list as an HTML fragment: progress.js swaps them in when the poll shows a new
+    checkpoint or event, so they move with the numbers above them."""
+    try:
+        round = _visible_round(request, slug)
+    except NotFound as exc:
+        return app_error_json(exc)
+    response = render(request, "training/_job_live.html", _job_context(request, round))
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @staff_required

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.http import HttpResponse
 from ninja import Router
 
@@ -19,10 +20,18 @@ from marketplace.api.schemas import (
     RoundOut,
 )
 from marketplace.billing.bids import bid_place, bid_withdraw
+from marketplace.billing.selectors import receipt_for
 from marketplace.core.errors import AppError, NotAllowed, UnsupportedMedia
+from marketplace.delivery.models import FineTunedModel
 from marketplace.forms.bids import MAX_BID_CENTS
 from marketplace.groups.selectors import user_groups
-from marketplace.models import PreferenceSubmission, Round
+from marketplace.models import AuctionOutcome, GroupOutcome, Membership, PreferenceSubmission, Round
+from marketplace.rounds.preference_files import (
+    RUBRIC_MAX_ABS_WEIGHT,
+    RUBRIC_MAX_PHRASES,
+    RUBRIC_MAX_TARGET_WORDS,
+    SCORES_MAX_ITEMS,
+)
 from marketplace.rounds.selectors import (
     bid_of_group,
     preference_versions,
@@ -33,7 +42,7 @@ from marketplace.rounds.selectors import (
     round_rows_for_member,
     rounds_public,
 )
-from training.selectors import round_progress
+from training.selectors import group_round_for_viewer, job_page, reward_model_page, round_progress
 from training.services.submissions import preferences_submit
 
 router = Router()
@@ -110,6 +119,11 @@ def list_my_groups(request):
     return [{"slug": g.slug, "name": g.name, "role": g.my_role} for g in user_groups(user=request.auth)]
 
 
+# The limits the preference validators enforce (marketplace.rounds.preference_files), stated in the schema. A text
+# field holds at least one non-space character and no NUL; rules no JSON Schema can state (a score's key must name one
+# of the round's candidates, a phrase may appear once) are in the descriptions.
+TEXT_PATTERN = r"^[^\x00]*[^\s\x00\x1c-\x1f\x85][^\x00]*$"  # one character Python's str.strip() keeps
+SCORE_KEY_PATTERN = r"^[0-9]{1,6}:[0-9]{1,6}$"
 PREFERENCES_BODY = {
     "requestBody": {
         "required": True,
@@ -122,6 +136,7 @@ PREFERENCES_BODY = {
                         "file": {
                             "type": "string",
                             "format": "binary",
+                            "maxLength": settings.PREFERENCE_UPLOAD_MAX_BYTES,
                             "description": (
                                 "Preference pairs: JSONL (prompt, chosen, rejected per line) or CSV with that header; "
                                 "or, with kind=scores, a CSV prompt_index,candidate_index,score."
@@ -137,35 +152,51 @@ PREFERENCES_BODY = {
                         {
                             "type": "object",
                             "title": "Rubric",
+                            "description": "Phrases are compared without case and surrounding spaces: each at most once.",
                             "required": ["kind", "phrases"],
+                            "additionalProperties": False,
                             "properties": {
                                 "kind": {"const": "rubric"},
                                 "phrases": {
                                     "type": "array",
+                                    "maxItems": RUBRIC_MAX_PHRASES,
                                     "items": {
                                         "type": "object",
                                         "required": ["phrase", "weight"],
-                                        "properties": {"phrase": {"type": "string"}, "weight": {"type": "number"}},
+                                        "additionalProperties": False,
+                                        "properties": {
+                                            "phrase": {"type": "string", "pattern": TEXT_PATTERN},
+                                            "weight": {
+                                                "type": "number", "minimum": -RUBRIC_MAX_ABS_WEIGHT,
+                                                "maximum": RUBRIC_MAX_ABS_WEIGHT, "not": {"const": 0},
+                                            },
+                                        },
                                     },
                                 },
-                                "target_length_words": {"type": "integer", "minimum": 1},
+                                "target_length_words": {
+                                    "type": "integer", "minimum": 1, "maximum": RUBRIC_MAX_TARGET_WORDS,
+                                },
                             },
                         },
                         {
                             "type": "object",
                             "title": "Pairs",
+                            "description": "'chosen' and 'rejected' differ in each pair.",
                             "required": ["kind", "pairs"],
+                            "additionalProperties": False,
                             "properties": {
                                 "kind": {"const": "pairs"},
                                 "pairs": {
                                     "type": "array",
+                                    "minItems": 1,
                                     "items": {
                                         "type": "object",
                                         "required": ["prompt", "chosen", "rejected"],
+                                        "additionalProperties": False,
                                         "properties": {
-                                            "prompt": {"type": "string"},
-                                            "chosen": {"type": "string"},
-                                            "rejected": {"type": "string"},
+                                            "prompt": {"type": "string", "pattern": TEXT_PATTERN},
+                                            "chosen": {"type": "string", "pattern": TEXT_PATTERN},
+                                            "rejected": {"type": "string", "pattern": TEXT_PATTERN},
                                         },
                                     },
                                 },
@@ -176,9 +207,16 @@ PREFERENCES_BODY = {
                             "title": "Scores",
                             "description": "Direct scores on the round's candidates, keyed \"<prompt index>:<candidate index>\".",
                             "required": ["kind", "scores"],
+                            "additionalProperties": False,
                             "properties": {
                                 "kind": {"const": "scores"},
-                                "scores": {"type": "object", "additionalProperties": {"type": "number"}},
+                                "scores": {
+                                    "type": "object",
+                                    "minProperties": 1,
+                                    "maxProperties": SCORES_MAX_ITEMS,
+                                    "propertyNames": {"pattern": SCORE_KEY_PATTERN},
+                                    "additionalProperties": {"type": "number"},
+                                },
                             },
                         },
                     ]
@@ -316,3 +354,130 @@ def delete_bid(request, slug: str, group_slug: str):
         raise NotAllowed("Only the group's admins can withdraw the bid.")
     bid_withdraw(user=request.auth, group=access.group, round=access.round)
     return HttpResponse(status=204)
+
+
+# ---------- results: the job, the round's outcome, a group's receipt and reward model (the pages' rules) ----------
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+@router.get(
+    "/rounds/{slug}/job",
+    response={200: dict, **ERRORS},
+    tags=["rounds"],
+    summary="The training job: its progress, checkpoints' metrics, hyperparameters and every event",
+)
+def get_round_job(request, slug: str):
+    """What the job page shows, to whoever may see the round (staff also get the bid-derived settings and raw errors)."""
+    round = round_get_public(slug=slug, user=request.auth)
+    page = job_page(round=round, for_staff=request.auth.is_staff)
+    if page is None:
+        return {"round": round.slug, "job": None, "events": []}
+    job = page.job
+    return {
+        "round": round.slug,
+        "job": {
+            "status": job.status,
+            "method": job.method,
+            "steps_done": job.steps_done,
+            "total_steps": job.total_steps,
+            "tokens_seen": job.tokens_seen,
+            "attempt": job.attempt,
+            "started_at": _iso(job.started_at),
+            "finished_at": _iso(job.finished_at),
+            "error_message": job.error_message if request.auth.is_staff else page.public_error,
+            "hyperparameters": page.hyperparameters or {},
+            "checkpoints": [{"step": c.step, "metrics": c.metrics or {}, "is_best": c.is_best} for c in page.checkpoints],
+        },
+        "events": [{"type": e.type, "message": e.message, "created_at": _iso(e.created_at)} for e in page.events],
+    }
+
+
+@router.get(
+    "/rounds/{slug}/results",
+    response={200: dict, **ERRORS},
+    tags=["rounds"],
+    summary="The round's results: the evaluation, the delivered model, and your groups' promised and delivered rewards",
+)
+def get_round_results(request, slug: str):
+    """Public figures for whoever may see the round; per-group rewards only for the caller's own groups (as the
+    reward model pages), the price only for their admins (as the receipt). Nobody's bid."""
+    round = round_get_public(slug=slug, user=request.auth)
+    progress = round_progress(round=round)
+    outcome = AuctionOutcome.objects.filter(round=round).first()
+    model = FineTunedModel.objects.filter(round=round).first() if round.status == Round.Status.DELIVERED else None
+    groups = []
+    for row in round_rows_for_member(user=request.auth, round=round):
+        go = GroupOutcome.objects.filter(outcome__round=round, group=row.group).first()
+        entry = {"group_slug": row.group.slug, "role": row.role, "in_outcome": go is not None}
+        if go is not None:
+            entry.update(promised_reward=go.expected_reward, delivered_reward=go.delivered_reward, base_reward=go.base_reward)
+            if row.role == Membership.Role.ADMIN:
+                entry.update(price_cents=go.payment_cents, currency=round.currency)
+        groups.append(entry)
+    return {
+        "round": round.slug,
+        "status": round.status,
+        "evaluation": progress["evaluation"],
+        "target_kl_to_base": outcome.kl_to_base if outcome else None,
+        "model_id": model.model_id if model else None,
+        "my_groups": groups,
+    }
+
+
+@router.get(
+    "/rounds/{slug}/groups/{group_slug}/receipt",
+    response={200: dict, **ERRORS},
+    tags=["billing"],
+    summary="Your group's receipt for a round: the price and the payment (amounts beyond the price for admins only)",
+)
+def get_receipt(request, slug: str, group_slug: str):
+    r = receipt_for(user=request.auth, round_slug=slug, group_slug=group_slug)
+    o, p = r.outcome, r.payment
+    body: dict = {"number": r.number, "round": r.round.slug, "currency": r.currency, "delivered": r.delivered,
+                  "price_cents": r.price_cents, "payment": None}
+    if o is not None:
+        body.update(charge_cents=o.charge_cents, fee_cents=o.fee_cents, charge_basis=o.charge_basis or None,
+                    promised_reward=o.expected_reward, delivered_reward=o.delivered_reward)
+        # The pay-for-performance contract's outcome and payment, where a published one was applied at delivery.
+        body["contract"] = None if o.contract_outcome is None else {
+            "outcome": o.contract_outcome, "label": r.contract_outcome_label, "payment_cents": o.contract_payment_cents}
+    if p is not None:
+        body["payment"] = {"status": p.status, "charged_cents": r.charged_cents}
+        if r.is_admin:
+            body["payment"].update(held_cents=p.amount_held_cents, released_cents=r.released_cents, card=r.card or None)
+    if r.is_admin and o is not None:
+        body.update(bid_cents=o.bid_cents, price_bound_cents=r.price_bound_cents,
+                    promised_value_cents=r.promised_value_cents, delivered_value_cents=r.delivered_value_cents)
+    return body
+
+
+@router.get(
+    "/rounds/{slug}/groups/{group_slug}/reward-model",
+    response={200: dict, **ERRORS},
+    tags=["preferences"],
+    summary="Your group's reward model: its kind, held-out accuracy, extremes and, after delivery, promised vs delivered",
+)
+def get_reward_model(request, slug: str, group_slug: str):
+    view = group_round_for_viewer(user=request.auth, round_slug=slug, group_slug=group_slug, allow_staff=True)
+    page = reward_model_page(round=view.round, group=view.group)
+    rm = page.reward_model
+
+    def scored(rows) -> list[dict]:
+        return [{"prompt_index": c.prompt_index, "candidate_index": c.index, "score": c.score, "text": c.text} for c in rows]
+
+    return {
+        "round": view.round.slug,
+        "group_slug": view.group.slug,
+        "fitted": rm is not None,
+        "kind": rm.kind if rm else None,
+        "accuracy": rm.accuracy if rm else None,
+        "fitted_at": _iso(rm.created_at) if rm else None,
+        "top": scored(page.top),
+        "bottom": scored(page.bottom),
+        "promised_reward": page.promised,
+        "delivered_reward": page.delivered,
+        "base_reward": page.base,
+    }

@@ -70,7 +70,8 @@ class RoundForm(forms.Form):
     )
     candidates_per_prompt = forms.IntegerField(min_value=1, max_value=MAX_CANDIDATES, initial=8)
     currency = forms.CharField(
-        min_length=3, max_length=3, initial="usd", help_text="ISO 4217 code of a currency Stripe charges, e.g. USD, EUR, JPY."
+        min_length=3, max_length=3, initial="USD",
+        help_text="ISO 4217 code of a currency Stripe charges, e.g. USD, EUR, JPY (upper or lower case).",
     )
     participation_fee_cents = forms.IntegerField(
         label="Participation fee (minor units)", min_value=0, initial=0, required=False,

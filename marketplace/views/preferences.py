@@ -23,6 +23,40 @@ from training.models import Candidate
 from training.services.submissions import preferences_submit
 
 UNITS = {"pairs": "preference pairs", "rubric": "rubric phrases", "scores": "scored candidates"}
+PREVIEW_ROWS = 5
+
+
+def _pairs_outside_round(payload, prompts) -> int:
+    """How many stored pairs have a prompt that is not one of the round's (still used to fit the reward model, which
+    scores text, but they say nothing about this round's candidates directly)."""
+    known = {str(p).strip() for p in prompts or []}
+    return sum(1 for pair in (payload or {}).get("pairs", []) if str(pair.get("prompt", "")).strip() not in known)
+
+
+def _preview(submission, prompts) -> dict | None:
+    """The first rows of the version that counts, as the page's preview table: what was parsed, not the raw file."""
+    if submission is None:
+        return None
+    payload = submission.payload or {}
+    if submission.kind == PreferenceSubmission.Kind.PAIRS:
+        pairs = payload.get("pairs", [])
+        head = ["Prompt", "Chosen", "Rejected"]
+        rows = [[p.get("prompt", ""), p.get("chosen", ""), p.get("rejected", "")] for p in pairs[:PREVIEW_ROWS]]
+        total = len(pairs)
+    elif submission.kind == PreferenceSubmission.Kind.RUBRIC:
+        phrases = payload.get("phrases", [])
+        head = ["Phrase", "Weight"]
+        rows = [[p.get("phrase", ""), p.get("weight", "")] for p in phrases[:PREVIEW_ROWS]]
+        total = len(phrases)
+    else:
+        scores = sorted((payload.get("scores") or {}).items())
+        head = ["Prompt", "Candidate", "Score"]
+        rows = []
+        for key, score in scores[:PREVIEW_ROWS]:
+            prompt, _, candidate = str(key).partition(":")
+            rows.append([prompt, candidate, score])
+        total = len(scores)
+    return {"head": head, "rows": rows, "total": total, "more": max(0, total - len(rows))}
 
 
 def _refused(request, exc: AppError, access):
@@ -87,6 +121,14 @@ def preferences_edit(request, slug: str, group_slug: str):
             messages.success(
                 request, f"Saved as version {submission.version} ({submission.row_count} {UNITS.get(submission.kind, 'rows')})."
             )
+            outside = _pairs_outside_round(submission.payload, round.prompts) if submission.kind == kind == "pairs" else 0
+            if outside:
+                messages.warning(
+                    request,
+                    f"{outside} of {submission.row_count} pairs have a prompt that is not one of this round's prompts. "
+                    "They were kept and still teach your reward model what your group prefers, but pairs on the round's "
+                    "own prompts (listed on the round page) say more about its candidates.",
+                )
             return redirect("preferences_edit", slug=round.slug, group_slug=group.slug)
 
     current = preferences_current(group=group, round=round)
@@ -108,6 +150,10 @@ def preferences_edit(request, slug: str, group_slug: str):
             "scores_form": scores_form,
             "upload_errors": upload_errors,
             "has_candidates": Candidate.objects.filter(round=round).exists(),
+            "preview": _preview(current, round.prompts),
+            "outside_round": _pairs_outside_round(current.payload, round.prompts)
+            if current is not None and current.kind == PreferenceSubmission.Kind.PAIRS
+            else 0,
         },
         status=400 if (upload_errors or pairs_form.errors or rubric_form.errors or scores_form.errors) else 200,
     )

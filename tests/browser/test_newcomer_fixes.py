@@ -59,6 +59,13 @@ def test_the_round_and_group_pages_fit_a_phone_screen(site, chromium, live_serve
         for i in range(3):
             Candidate.objects.create(round=round, prompt_index=p, index=i, text=f"Answer {i}: " + "plain " * 30,
                                      num_tokens=30, base_logprob=-3.0)
+    from training.models import Checkpoint, TrainingJob
+
+    job = TrainingJob.objects.create(round=round, status=TrainingJob.Status.RUNNING, steps_done=40, total_steps=60,
+                                     hyperparameters={"objective": "sum_x mu(x) " * 12, "model_type": None,
+                                                      "target_modules": ["c_attn", "c_proj", "c_fc"]})
+    for step, loss in ((20, 1.1), (40, 0.9)):
+        Checkpoint.objects.create(job=job, step=step, path=f"c{step}", metrics={"loss": loss, "tv_to_target": loss / 3})
     context, page = phone_page(chromium, live_server, browser_errors)
     try:
         pages.log_in(page, admin.email)
@@ -153,12 +160,15 @@ def test_staff_see_that_no_worker_is_alive_until_one_is(site, new_page, browser_
         page.goto(f"/staff/rounds/{round.slug}/")
         expect(page.get_by_test_id("worker-warning")).to_contain_text("No Celery worker is running")
         screenshot(page, "staff-no-worker")
-        # Closing asks first; saying no leaves the round open.
-        questions = []
-        page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.dismiss()))
-        page.get_by_role("button", name="Close", exact=True).click()
-        expect(page.get_by_role("button", name="Close", exact=True)).to_be_visible()
-        assert questions and questions[0].startswith("Close bidding")
+        # Closing is a step of its own: the first click only opens the question and its real button.
+        step = page.get_by_test_id("close-step")
+        confirm = page.get_by_role("button", name="Yes, close bidding now")
+        expect(confirm).to_be_hidden()
+        step.locator("summary").click()
+        expect(step).to_contain_text("This cannot be undone")
+        expect(confirm).to_be_visible()
+        step.locator("summary").click()  # changed their mind
+        expect(confirm).to_be_hidden()
         round.refresh_from_db()
         assert round.status == "open"
         page.goto(f"/rounds/{round.slug}/")
@@ -178,7 +188,7 @@ def test_the_job_page_follows_the_job_without_a_reload(site, new_page, browser_e
     from django.utils import timezone
 
     from marketplace.models import Round
-    from training.models import Checkpoint, TrainingJob
+    from training.models import Checkpoint, JobEvent, TrainingJob
 
     viewer = make_user("sam@example.com")
     round = make_round(status=Round.Status.TRAINING, title="Live round")
@@ -190,13 +200,25 @@ def test_the_job_page_follows_the_job_without_a_reload(site, new_page, browser_e
     expect(page.locator('[data-live="job_steps"]')).to_have_text("18 / 60")
     expect(page.locator('[data-live="no_checkpoints"]')).to_be_visible()
 
-    TrainingJob.objects.filter(pk=job.pk).update(steps_done=40, loss=0.8314, eta_seconds=3)
-    Checkpoint.objects.create(job=job, step=40, path="x", metrics={"loss": 0.8314}, is_best=True)
+    # Before any checkpoint the headline loss is one step's, and says so.
+    expect(page.locator('[data-live="job_loss"]')).to_have_text("1.2000 (latest step; no checkpoint yet)")
+    expect(page.get_by_test_id("chart-loss")).to_have_count(0)
+
+    TrainingJob.objects.filter(pk=job.pk).update(steps_done=40, loss=1.2081, eta_seconds=3)
+    Checkpoint.objects.create(job=job, step=20, path="x20", metrics={"loss": 1.02, "tv_to_target": 0.4})
+    Checkpoint.objects.create(job=job, step=40, path="x", metrics={"loss": 0.8314, "tv_to_target": 0.2}, is_best=True)
+    JobEvent.objects.create(job=job, type=JobEvent.Type.CHECKPOINT, message="Checkpoint at step 40")
     expect(page.locator('[data-live="job_steps"]')).to_have_text("40 / 60")
     expect(page.locator("[data-round-progress] [data-field=job_steps_done]")).to_have_text("40")
+    # The headline is the latest checkpoint's loss, the same number as the table's, not the noisy step's 1.2081.
     expect(page.locator('[data-live="job_loss"]')).to_have_text("0.8314")
+    expect(page.locator("[data-round-progress] [data-field=job_loss]")).to_have_text("0.8314")
     expect(page.locator('[data-live="checkpoint_rows"]')).to_contain_text("loss 0.8314")
     expect(page.locator('[data-live="no_checkpoints"]')).to_be_hidden()
+    # The charts and the full event list follow the same poll.
+    expect(page.get_by_test_id("chart-loss").locator("svg polyline").first).to_be_attached()
+    expect(page.get_by_test_id("chart-fidelity").locator("svg")).to_be_visible()
+    expect(page.get_by_test_id("job-events")).to_contain_text("Checkpoint at step 40")
     screenshot(page, "job-live")
 
     # Delivered with payments still settling: the note shows, and clears by itself once they are settled.

@@ -141,9 +141,9 @@ def test_a_group_joins_bids_and_reads_the_receipt_of_the_delivered_model(
     expect(operator.locator("main")).to_contain_text("Bids are sealed until bidding closes")
     expect(operator.locator("main")).not_to_contain_text("$30.00")
     screenshot(operator, "12-staff-round-open")
-    # Closing asks first (a confirm dialog from page_actions.js); the operator says yes.
-    operator.once("dialog", lambda dialog: dialog.accept())
-    operator.get_by_role("button", name="Close", exact=True).click()
+    # Closing asks first (a step of its own, no script); the operator says yes.
+    operator.get_by_test_id("close-step").locator("summary").click()
+    operator.get_by_role("button", name="Yes, close bidding now").click()
     expect(operator.locator(".messages")).to_contain_text("Bidding closed")
     ada.goto(f"/rounds/{round.slug}/job/")
     status = ada.locator("[data-round-progress] [data-field=status]")

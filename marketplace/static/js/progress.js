@@ -80,14 +80,15 @@
       if (bar.firstElementChild) bar.firstElementChild.style.width = percent + "%";
     }
     setText(card, "job_tokens_seen", job.tokens_seen);
-    setText(card, "job_loss", job.loss === null ? "—" : Number(job.loss).toFixed(4));
+    var loss = headlineLoss(job);
+    setText(card, "job_loss", loss);
     setText(card, "job_eta", duration(job.eta_seconds));
     setText(card, "job_heartbeat", job.heartbeat_at ? clock(job.heartbeat_at) + " UTC" : "—");
     // The job page's own cards show the same numbers; they follow the same poll (data-live, anywhere on the page).
     live("job_status", function (el) { replaceBadge(el, job.status, job.status_display); });
     liveText("job_steps", job.steps_done + " / " + job.total_steps);
     liveText("job_tokens_seen", job.tokens_seen);
-    liveText("job_loss", job.loss === null ? "—" : Number(job.loss).toFixed(4));
+    liveText("job_loss", loss);
     liveText("job_eta", job.status === "running" ? duration(job.eta_seconds) : "—");
     liveText("job_attempt", job.attempt);
     liveText("job_started_at", stamp(job.started_at));
@@ -99,6 +100,44 @@
       error.textContent = job.error_message || "";
       show(error, !!job.error_message);
     }
+  }
+
+  // The headline loss is the latest checkpoint's (the same number as the checkpoint table and the loss chart); one
+  // step's loss is shown only until the first checkpoint, and says so.
+  function headlineLoss(job) {
+    var checkpoints = job.checkpoints || [];
+    for (var i = checkpoints.length - 1; i >= 0; i--) {
+      var value = (checkpoints[i].metrics || {}).loss;
+      if (typeof value === "number") return value.toFixed(4);
+    }
+    if (job.loss === null || job.loss === undefined) return "—";
+    return Number(job.loss).toFixed(4) + " (latest step; no checkpoint yet)";
+  }
+
+  // The job page's charts and full event list are server-rendered (no chart script under the CSP): when the poll
+  // shows a new checkpoint, event or status, fetch the fragment once and swap it in.
+  var lowerSignature = ""; // unknown: the first poll fetches once, in case anything changed since the page was rendered
+  var lowerBusy = false;
+  function refreshLower(data) {
+    var part = document.querySelector('[data-live-part="job-lower"]');
+    if (!part || !data.job) return;
+    var events = data.events || [];
+    var last = events.length ? events[events.length - 1] : null;
+    var signature = JSON.stringify([data.job.status, data.job.checkpoints, last && last.created_at, last && last.message]);
+    if (signature === lowerSignature || lowerBusy) return;
+    lowerBusy = true;
+    fetch(part.getAttribute("data-live-url"), { credentials: "same-origin", cache: "no-store" })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        lowerBusy = false;
+        if (html === null) return; // try again at the next poll
+        var fresh = new DOMParser().parseFromString(html, "text/html").querySelector('[data-live-part="job-lower"]');
+        var current = document.querySelector('[data-live-part="job-lower"]');
+        if (!fresh || !current) return;
+        current.replaceWith(document.importNode(fresh, true));
+        lowerSignature = signature;
+      })
+      .catch(function () { lowerBusy = false; });
   }
 
   function live(name, update) {
@@ -189,6 +228,7 @@
     renderJob(card, data.job);
     renderEvents(card, data.events);
     renderEvaluation(card, data.evaluation);
+    refreshLower(data);
     card.setAttribute("data-status", data.status);
   }
 
