@@ -124,6 +124,9 @@ AXES_IPWARE_META_PRECEDENCE_ORDER = (
 )
 # E-mail verification: the signed link mailed at sign-up stays valid this long.
 EMAIL_VERIFICATION_TTL_HOURS = env_int("EMAIL_VERIFICATION_TTL_HOURS", 72, minimum=1)
+# The resend page: one new link per address per interval, and so many requests per client address and hour.
+EMAIL_VERIFICATION_RESEND_INTERVAL_S = env_int("EMAIL_VERIFICATION_RESEND_INTERVAL_S", 120, minimum=1)
+EMAIL_VERIFICATION_RESEND_PER_CLIENT_HOUR = env_int("EMAIL_VERIFICATION_RESEND_PER_CLIENT_HOUR", 20, minimum=1)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "home"
@@ -186,6 +189,9 @@ CELERY_BROKER_CONNECTION_TIMEOUT_S = env_int("CELERY_BROKER_CONNECTION_TIMEOUT_S
 MODEL_CACHE_DIR = Path(env_str("MODEL_CACHE_DIR", str(VAR_DIR / "models")))
 ARTIFACT_DIR = Path(env_str("ARTIFACT_DIR", str(VAR_DIR / "artifacts")))
 TRAINING_DEVICE = env_str("TRAINING_DEVICE", "cpu")
+# Processes one job trains on, data-parallel (training.lib.distributed): the GPUs of a training worker (NCCL on cuda,
+# gloo on cpu); 1 trains in the worker process itself.
+TRAINING_PROCESSES = env_int("TRAINING_PROCESSES", 1, minimum=1)
 # A running job whose heartbeat is older than this has lost its worker and may be claimed again (it resumes).
 TRAINING_HEARTBEAT_STALE_S = env_int("TRAINING_HEARTBEAT_STALE_S", 120, minimum=1)
 TRAINING_DEFAULT_STEPS = env_int("TRAINING_DEFAULT_STEPS", 60, minimum=1)
@@ -203,6 +209,16 @@ OPENAI_API_RATE_WINDOW_S = env_int("OPENAI_API_RATE_WINDOW_S", 60, minimum=1)
 OPENAI_API_MAX_TOKENS = env_int("OPENAI_API_MAX_TOKENS", 256, minimum=1)
 OPENAI_API_MAX_N = env_int("OPENAI_API_MAX_N", 8, minimum=1)
 OPENAI_API_MAX_K = env_int("OPENAI_API_MAX_K", 64, minimum=1)
+# The platform's share δ of a resold model's revenue when the group has recorded no agreed share (docs/economics.md).
+RESALE_PLATFORM_SHARE_DEFAULT = env_float("RESALE_PLATFORM_SHARE_DEFAULT", 0.3, minimum=0.0)
+if RESALE_PLATFORM_SHARE_DEFAULT > 1:
+    raise ConfigError(f"RESALE_PLATFORM_SHARE_DEFAULT={RESALE_PLATFORM_SHARE_DEFAULT} must be at most 1")
+# Sponsored answers (marketplace.sponsored): the encoder the engine embeds queries and ads with, the auctions' currency,
+# how long a click link stays valid, and how often the click spend of finished days is billed (beat).
+SPONSORED_EMBEDDING_MODEL = env_str("SPONSORED_EMBEDDING_MODEL", "all-MiniLM-L6-v2")
+SPONSORED_CURRENCY = env_str("SPONSORED_CURRENCY", "usd")
+SPONSORED_CLICK_TTL_S = env_int("SPONSORED_CLICK_TTL_S", 7 * 24 * 3600, minimum=60)
+SPONSORED_BILLING_INTERVAL_S = env_int("SPONSORED_BILLING_INTERVAL_S", 3600, minimum=60)
 
 # Stripe: defaults talk to localstripe on loopback; a real sk_test_ key with STRIPE_API_BASE unset talks to Stripe's test mode.
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY", "sk_test_localstripe")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from django.urls import path
-from ninja import NinjaAPI
 
 from marketplace.api.auth import TokenAuth
 from marketplace.api.delivery import router as delivery_router
+from marketplace.api.economics import router as economics_router
 from marketplace.api.endpoints import router
 from marketplace.api.errors import install_error_handlers
+from ninja import NinjaAPI
 
 api = NinjaAPI(
     title="Tunemarket API",
@@ -23,5 +24,6 @@ api = NinjaAPI(
 install_error_handlers(api)
 api.add_router("", router)
 api.add_router("", delivery_router)
+api.add_router("", economics_router)
 
 urlpatterns = [path("", api.urls)]

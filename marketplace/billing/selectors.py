@@ -11,6 +11,7 @@ from django.db.models import Sum
 
 from marketplace.billing.models import BillingCustomer, Payment
 from marketplace.core.errors import NotFound
+from marketplace.deals.models import RoundContract
 from marketplace.groups.models import Membership, PreferenceGroup
 from marketplace.groups.selectors import group_for_member, membership_of
 from marketplace.rounds.models import Round
@@ -143,6 +144,16 @@ class Receipt:
         if o is None or o.without_reward is None:
             return None
         return int(max(0.0, o.expected_reward - o.without_reward) * o.bid_cents)
+
+    @property
+    def contract_outcome_label(self) -> str | None:
+        """The label of the pay-for-performance outcome the group reached at delivery (None without a contract)."""
+        o = self.outcome
+        if o is None or o.contract_outcome is None:
+            return None
+        contract = RoundContract.objects.filter(round=self.round).first()
+        rows = contract.outcome_rows if contract is not None else []
+        return rows[o.contract_outcome]["label"] if o.contract_outcome < len(rows) else str(o.contract_outcome + 1)
 
     @property
     def card(self) -> str:

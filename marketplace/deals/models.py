@@ -7,6 +7,7 @@ from typing import ClassVar
 from django.conf import settings
 from django.db import models
 
+from marketplace.deals.settlement import contract_terms
 from marketplace.groups.models import PreferenceGroup
 from marketplace.rounds.models import Round
 
@@ -23,9 +24,10 @@ class RoundContract(models.Model):
     Only a published contract is shown to groups, and only a draft may be changed or published; publishing is
     allowed only before bidding closes, so groups see it before they bid.
 
-    **The hold rule.** Applied at delivery, the amount captured for a group is
-    ``min(payments_cents[outcome], the group's held amount)``: the contract can lower a charge but never charge more
-    than the hold. (Application at delivery is billing's and not wired yet; see docs/economics.md, "On the site".)
+    **The hold rule.** Applied at delivery (``deals.settlement``, called by ``auction_delivery_settle``), a group's
+    charge for the model is ``min(its current charge, payments_cents[outcome])``, the outcome being the bin of
+    ``outcome_edges`` its delivered reward falls in: the contract can lower a charge but never raise it, and so can
+    never charge more than the hold: the amount captured (charge + fee) is at most bid + fee.
     """
 
     class Status(models.TextChoices):
@@ -53,10 +55,13 @@ class RoundContract(models.Model):
 
     @property
     def outcome_rows(self) -> list[dict]:
+        """Per outcome: its label, payment, and the range of delivered reward that reaches it (``deals.settlement``)."""
         labels = self.inputs.get("outcomes") or [str(j + 1) for j in range(len(self.payments))]
+        edges = contract_terms(self).edges
+        bins = list(zip(edges, edges[1:], strict=False))
         return [
-            {"label": label, "payment": pay, "cents": cents}
-            for label, pay, cents in zip(labels, self.payments, self.payments_cents, strict=False)
+            {"label": label, "payment": pay, "cents": cents, "bin": f"[{lo:.4g}, {hi:.4g})"}
+            for label, pay, cents, (lo, hi) in zip(labels, self.payments, self.payments_cents, bins, strict=False)
         ]
 
 
@@ -65,7 +70,8 @@ class RevenueShare(models.Model):
     specialist) keeps ``1 - delta``. ``inputs`` holds the declared costs c0 (platform) and c1 (group) and the revenue
     estimate r the analysis used. A group's costs and share are seen only by its admins and staff.
 
-    Applying the share to metered usage revenue is not wired yet (docs/economics.md, "On the site")."""
+    The share splits the resale revenue metered by ``delivery.ResaleUsageDaily`` (``deals.revenue``,
+    ``deals.selectors.resale_statement``; docs/economics.md, "On the site")."""
 
     round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="revenue_shares")
     group = models.ForeignKey(PreferenceGroup, on_delete=models.CASCADE, related_name="revenue_shares")

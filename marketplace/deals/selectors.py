@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db.models import F, Sum
 
 from marketplace.core.errors import NotAllowed, NotFound
 from marketplace.deals.models import RevenueShare, RoundContract
+from marketplace.deals.revenue import StatementDay, statement_days
+from marketplace.deals.settlement import ContractTerms, contract_terms
+from marketplace.delivery.models import FineTunedModel, ResaleListing, ResaleUsageDaily
 from marketplace.groups.models import Membership, PreferenceGroup
 from marketplace.rounds.models import Round
 from marketplace.rounds.selectors import round_get_public
@@ -81,3 +87,59 @@ def past_evaluation_outcomes(*, exclude_round: Round | None = None) -> PastOutco
                 delivered.append(float(d))
                 rounds.add(evaluation.job.round_id)
     return PastOutcomes(rounds=len(rounds), base=base, delivered=delivered)
+
+
+def round_contract_terms(*, round: Round) -> ContractTerms | None:
+    """The terms billing applies at delivery: the published contract's (``deals.settlement.contract_terms``), or
+    None when the round has no published contract (a draft is never applied)."""
+    contract = round_contract_published(round=round)
+    return contract_terms(contract) if contract is not None else None
+
+
+@dataclass(frozen=True)
+class ResaleStatement:
+    """A group's resale of its model in a round: the listing, the share applied and the revenue per day. Its
+    admins' and staff's only (reach it through ``revenue_share_access``)."""
+
+    round: Round
+    group: PreferenceGroup
+    model: FineTunedModel | None
+    listing: ResaleListing | None
+    delta: float
+    delta_agreed: bool  # False: no agreed share, settings.RESALE_PLATFORM_SHARE_DEFAULT applies
+    days: list[StatementDay] = field(default_factory=list)
+
+    @property
+    def currency(self) -> str:
+        return self.round.currency
+
+    @property
+    def totals(self) -> dict[str, int]:
+        return {
+            name: sum(getattr(d, name) for d in self.days)
+            for name in ("tokens", "requests", "revenue_cents", "platform_cents", "group_cents")
+        }
+
+
+def resale_statement(*, round: Round, group: PreferenceGroup, days: int = 90) -> ResaleStatement:
+    """The group's resale revenue per day (the latest ``days`` days with usage), split by its agreed share
+    (``RevenueShare.delta``) or, without one, the platform's default share (``deals.revenue`` rounds)."""
+    share = RevenueShare.objects.filter(round=round, group=group).first()
+    delta = share.delta if share is not None else float(settings.RESALE_PLATFORM_SHARE_DEFAULT)
+    model = FineTunedModel.objects.filter(round=round).first()
+    listing = ResaleListing.objects.filter(model=model, group=group).first() if model is not None else None
+    rows: list[tuple[object, int, int, int]] = []
+    if listing is not None:
+        recent = list(
+            ResaleUsageDaily.objects.filter(listing=listing).values_list("day", flat=True).distinct().order_by("-day")[:days]
+        )
+        rows = [
+            (r["day"], r["price_per_mtok_cents"], r["day_tokens"] or 0, r["day_requests"] or 0)
+            for r in ResaleUsageDaily.objects.filter(listing=listing, day__in=recent)
+            .values("day", "price_per_mtok_cents")
+            .annotate(day_tokens=Sum(F("prompt_tokens") + F("completion_tokens")), day_requests=Sum("requests"))
+        ]
+    return ResaleStatement(
+        round=round, group=group, model=model, listing=listing, delta=delta, delta_agreed=share is not None,
+        days=statement_days(rows, delta=delta),
+    )

@@ -3,7 +3,8 @@
 The interface (marketplace.openai_api, the playground) parses the request and checks parameters; this module decides
 which engine model answers (the adapter, or the adapter resampled toward pi* for exact delivery), fills in what exact
 delivery needs from the round (each group's stored reward model, normaliser and bid, as in the auction), and meters
-the tokens of successful requests only, to the group chosen by ``usage_group_for``.
+the tokens of successful requests only, to the group chosen by ``usage_group_for`` or, for a resale buyer, to the
+listing chosen by ``resale_listing_for``.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from typing import Any
 from asgiref.sync import sync_to_async
 
 from marketplace.delivery import engine_client
-from marketplace.delivery.models import FineTunedModel
-from marketplace.delivery.selectors import exact_delivery_groups, model_for_request, usage_group_for
-from marketplace.delivery.services import usage_record
+from marketplace.delivery.models import FineTunedModel, ResaleListing
+from marketplace.delivery.selectors import exact_delivery_groups, model_for_request, resale_listing_for, usage_group_for
+from marketplace.delivery.services import resale_usage_record, usage_record
 from marketplace.groups.models import PreferenceGroup
 from training.lib.rewards import AffineNormaliser, reward_model_from_dict
 from training.models import RewardModel
@@ -44,13 +45,18 @@ class Target:
     model: FineTunedModel
     exact: bool
     group: PreferenceGroup | None
+    # A resale buyer's request (no bidding group): the listing it is bought through, and the buyer.
+    resale: ResaleListing | None = None
+    buyer: Any = None
 
 
 def target_resolve(*, user, requested: str, organization: str | None = None, exact: bool = False) -> Target:
     """Access check (NotFound for a model the user may not use) and the group the request is metered to."""
     found = model_for_request(user=user, requested=requested)
     group = usage_group_for(user=user, model=found.model, organization=organization)
-    return Target(model=found.model, exact=found.exact or exact, group=group)
+    resale = None if group is not None else resale_listing_for(user=user, model=found.model, organization=organization)
+    return Target(model=found.model, exact=found.exact or exact, group=group, resale=resale,
+                  buyer=user if resale is not None else None)
 
 
 def engine_payload(*, target: Target, prompt: str | list[str], gen: Generation, engine_model: str | None = None) -> dict[str, Any]:
@@ -93,6 +99,9 @@ def _meter(target: Target, prompt_tokens: int, completion_tokens: int) -> None:
     if target.group is not None:
         usage_record(group=target.group, model=target.model, prompt_tokens=prompt_tokens,
                      completion_tokens=completion_tokens)
+    elif target.resale is not None:
+        resale_usage_record(listing=target.resale, buyer=target.buyer, prompt_tokens=prompt_tokens,
+                            completion_tokens=completion_tokens)
 
 
 def complete(*, target: Target, prompt: str | list[str], gen: Generation, base: bool = False, meter: bool = True) -> dict[str, Any]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from marketplace.groups.models import PreferenceGroup
 from marketplace.rounds.models import Round
+from marketplace.verification.services import email_is_verified
 
 MODEL_ID_PREFIX = "ft:"
 EXACT_SUFFIX = ":exact"
@@ -13,14 +15,19 @@ EXACT_SUFFIX = ":exact"
 
 class FineTunedModelQuerySet(models.QuerySet["FineTunedModel"]):
     def usable_by(self, user) -> FineTunedModelQuerySet:
-        """The one access rule: staff, and members of the groups that bid in the round (its auction outcome's groups).
+        """The one access rule: staff; members of the groups that bid in the round (its auction outcome's groups);
+        and any active user with a confirmed e-mail address when one of those groups lists the model for resale
+        (``ResaleListing.listed``), a resale buyer.
 
         Everyone else sees nothing, so a model they may not use looks exactly like a missing one."""
         if not getattr(user, "is_authenticated", False) or not user.is_active:
             return self.none()
         if user.is_staff:
             return self.all()
-        return self.filter(round__outcome__groups__group__memberships__user=user).distinct()
+        allowed = models.Q(round__outcome__groups__group__memberships__user=user)
+        if email_is_verified(user=user):
+            allowed |= models.Q(listings__listed=True)
+        return self.filter(allowed).distinct()
 
 
 class FineTunedModel(models.Model):
@@ -73,3 +80,48 @@ class UsageDaily(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["group", "model", "day"], name="one_usage_row_per_group_model_day")]
         ordering = ["-day", "model_id"]
+
+
+class ResaleListing(models.Model):
+    """A bidding group's offer of its delivered model to everyone else through the platform's API, at a price per
+    million tokens (prompt and completion alike) in integer minor units of the round's currency. Set by the group's
+    admins; ``listed`` off withdraws it (the row, and the usage billed at it, stay)."""
+
+    model = models.ForeignKey(FineTunedModel, on_delete=models.CASCADE, related_name="listings")
+    group = models.ForeignKey(PreferenceGroup, on_delete=models.CASCADE, related_name="resale_listings")
+    listed = models.BooleanField(default=False)
+    price_per_mtok_cents = models.PositiveBigIntegerField(default=0, help_text="Minor units per 1,000,000 tokens.")
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model", "group"], name="one_resale_listing_per_model_group")]
+
+    def __str__(self) -> str:
+        return f"{self.model_id} resold by {self.group_id}"
+
+
+class ResaleUsageDaily(models.Model):
+    """Tokens an outside buyer (a user in none of the round's bidding groups) used on a listed model in a day, at the
+    price the listing had then: a price change starts a new row, so revenue is always tokens x the price paid.
+    Incremented with F() only."""
+
+    listing = models.ForeignKey(ResaleListing, on_delete=models.PROTECT, related_name="usage")
+    buyer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    day = models.DateField()
+    price_per_mtok_cents = models.PositiveBigIntegerField()
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    requests = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["listing", "buyer", "day", "price_per_mtok_cents"], name="one_resale_usage_row_per_buyer_day_price"
+            )
+        ]
+        ordering = ["-day", "listing_id"]
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens

@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from marketplace.core.errors import NotFound
-from marketplace.delivery.models import EXACT_SUFFIX, FineTunedModel, UsageDaily
+from marketplace.delivery.models import EXACT_SUFFIX, FineTunedModel, ResaleListing, UsageDaily
 from marketplace.groups.models import Membership, PreferenceGroup
 from marketplace.rounds.outcomes import GroupOutcome
 from training.models import RewardModel, TrainingJob
@@ -46,26 +46,76 @@ def model_groups(*, model: FineTunedModel) -> list[GroupOutcome]:
     )
 
 
+EXACT_KS = (4, 16, 64)
+
+
+def _exact_by_k(rows: Any) -> dict[int, dict[str, float]]:
+    """The evaluation's stored exact-delivery rows (``training.lib.evaluation``) as {K: {group slug: reward}}."""
+    out: dict[int, dict[str, float]] = {}
+    for row in rows if isinstance(rows, list) else []:
+        try:
+            out[int(row["k"])] = {str(g): float(v) for g, v in dict(row.get("reward") or {}).items()}
+        except (AttributeError, KeyError, TypeError, ValueError):
+            continue  # a row this reader does not understand is left out, never a 500
+    return out
+
+
+def _ess_by_k(rows: Any) -> dict[int, float]:
+    out: dict[int, float] = {}
+    for row in rows if isinstance(rows, list) else []:
+        try:
+            out[int(row["k"])] = float(row["ess"])
+        except (AttributeError, KeyError, TypeError, ValueError):
+            continue
+    return out
+
+
 def model_evaluation(*, model: FineTunedModel) -> dict[str, Any]:
-    """Per group: base, promised and delivered (normalised reward); and the adapter's KL to the base."""
+    """Per group (normalised reward, 0-1 on the group's scale): on fresh answers to the round's prompts, base,
+    promised, delivered (the adapter alone) and exact delivery at K = 4, 16, 64; on held-out prompts, base, the
+    adapter and exact delivery. With the mean effective sample size per K and the adapter's KL to the base."""
     job = TrainingJob.objects.filter(round_id=model.round_id, status=TrainingJob.Status.SUCCEEDED).order_by("-pk").first()
     evaluation = getattr(job, "evaluation", None) if job is not None else None
-    groups = [
-        {
-            "group": g.group.slug,
-            "name": g.group.name,
-            "base": g.base_reward,
-            "promised": g.expected_reward,
-            "delivered": g.delivered_reward,
-        }
-        for g in model_groups(model=model)
-    ]
+    details = evaluation.details if evaluation is not None and isinstance(evaluation.details, dict) else {}
+    exact = _exact_by_k(details.get("exact_round"))
+    exact_heldout = _exact_by_k(details.get("exact_heldout"))
+    base_heldout = details.get("base_heldout_reward") if isinstance(details.get("base_heldout_reward"), dict) else {}
+    heldout = evaluation.heldout if evaluation is not None and isinstance(evaluation.heldout, dict) else {}
+    groups = []
+    for g in model_groups(model=model):
+        slug = g.group.slug
+        groups.append(
+            {
+                "group": slug,
+                "name": g.group.name,
+                "base": g.base_reward,
+                "promised": g.expected_reward,
+                "delivered": g.delivered_reward,
+                "exact": {str(k): exact.get(k, {}).get(slug) for k in EXACT_KS},
+                "heldout": {
+                    "base": base_heldout.get(slug),
+                    "delivered": heldout.get(slug),
+                    "exact": {str(k): exact_heldout.get(k, {}).get(slug) for k in EXACT_KS},
+                },
+            }
+        )
     return {
         "groups": groups,
+        "exact_ks": list(EXACT_KS),
+        "exact_draws": details.get("exact_draws") or None,
+        "exact_ess": {str(k): v for k, v in sorted(_ess_by_k(details.get("exact_round")).items()) if k in EXACT_KS},
+        "exact_ess_heldout": {
+            str(k): v for k, v in sorted(_ess_by_k(details.get("exact_heldout")).items()) if k in EXACT_KS
+        },
         "kl_estimate": evaluation.kl_estimate if evaluation is not None else None,
         "tv_before": evaluation.tv_before if evaluation is not None else None,
         "tv_after": evaluation.tv_after if evaluation is not None else None,
     }
+
+
+def model_for_round(*, user, round_id: int) -> FineTunedModel | None:
+    """The round's published model if ``user`` may use it (the one access rule), else None."""
+    return models_usable(user=user).filter(round_id=round_id).first()
 
 
 def usage_group_for(*, user, model: FineTunedModel, organization: str | None) -> PreferenceGroup | None:
@@ -79,6 +129,25 @@ def usage_group_for(*, user, model: FineTunedModel, organization: str | None) ->
         if chosen is not None:
             return chosen
     return bidders.first()
+
+
+def resale_listing_for(*, user, model: FineTunedModel, organization: str | None) -> ResaleListing | None:
+    """The other half of whose usage a request is: a caller in none of the round's bidding groups (so
+    ``usage_group_for`` gave None) who is not staff uses the model as a resale buyer, metered to a listing. The
+    ``OpenAI-Organization`` slug picks the seller when it names a group listing the model; else the cheapest listing
+    (then the group's name). None when nothing is listed or the caller is a bidder or staff."""
+    if user.is_staff or is_member_of_bidder(user=user, model=model):
+        return None
+    listings = ResaleListing.objects.filter(model=model, listed=True).select_related("group")
+    if organization:
+        chosen = listings.filter(group__slug=organization).first()
+        if chosen is not None:
+            return chosen
+    return listings.order_by("price_per_mtok_cents", "group__name", "pk").first()
+
+
+def resale_listing_of(*, model: FineTunedModel, group: PreferenceGroup) -> ResaleListing | None:
+    return ResaleListing.objects.filter(model=model, group=group).first()
 
 
 def usage_for_group(*, group: PreferenceGroup, limit: int = 60) -> list[UsageDaily]:

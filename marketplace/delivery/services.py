@@ -16,11 +16,13 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from marketplace.core.errors import Conflict
-from marketplace.delivery.models import FineTunedModel, UsageDaily
+from marketplace.core import currency
+from marketplace.core.errors import AppError, Conflict, NotAllowed, NotFound
+from marketplace.delivery.models import FineTunedModel, ResaleListing, ResaleUsageDaily, UsageDaily
 from marketplace.delivery.selectors import model_evaluation, model_groups
-from marketplace.groups.models import PreferenceGroup
+from marketplace.groups.models import Membership, PreferenceGroup
 from marketplace.rounds.models import Round
+from marketplace.rounds.outcomes import GroupOutcome
 from training.lib import export
 from training.lib.basemodels import resolve_base
 from training.models import TrainingJob
@@ -49,11 +51,14 @@ def model_card(*, model: FineTunedModel) -> str:
         "",
         "## Evaluation (normalised reward, fresh samples of the round's prompts)",
         "",
-        "| group | base | promised | delivered |",
-        "| --- | --- | --- | --- |",
+        "| group | base | promised | delivered (adapter) | exact K=4 | exact K=16 | exact K=64 |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for g in evaluation["groups"]:
-        lines.append(f"| {g['name']} | {_fmt(g['base'])} | {_fmt(g['promised'])} | {_fmt(g['delivered'])} |")
+        exact = " | ".join(_fmt(g["exact"].get(str(k))) for k in evaluation["exact_ks"])
+        lines.append(f"| {g['name']} | {_fmt(g['base'])} | {_fmt(g['promised'])} | {_fmt(g['delivered'])} | {exact} |")
+    lines += ["", "Exact delivery at K: one of K adapter answers drawn with probability proportional to",
+              "exp(R/lambda) pi0/pi_theta (self-normalised importance resampling toward pi*)."]
     if evaluation["kl_estimate"] is not None:
         lines += ["", f"KL to the base model (estimate): {evaluation['kl_estimate']:.4f} nats."]
     lines += [
@@ -126,6 +131,55 @@ def usage_record(*, group: PreferenceGroup, model: FineTunedModel, prompt_tokens
     day = timezone.localdate()
     row, _ = UsageDaily.objects.get_or_create(group=group, model=model, day=day)
     UsageDaily.objects.filter(pk=row.pk).update(
+        prompt_tokens=F("prompt_tokens") + int(prompt_tokens),
+        completion_tokens=F("completion_tokens") + int(completion_tokens),
+        requests=F("requests") + 1,
+    )
+
+
+# A typo guard: one million major units per million tokens.
+RESALE_PRICE_MAX_MAJOR = 1_000_000
+
+
+def resale_listing_set(
+    *, user, model: FineTunedModel, group: PreferenceGroup, listed: bool, price_per_mtok_cents: int
+) -> ResaleListing:
+    """List (or withdraw) the group's delivered model for resale at a price per 1M tokens, in minor units of the
+    round's currency. Only the admins of a group that bid in the round, and staff, may (NotFound for anyone who
+    cannot see the group's business, NotAllowed for its other members)."""
+    if not GroupOutcome.objects.filter(outcome__round_id=model.round_id, group=group).exists():
+        raise NotFound("Group not found.")
+    if not user.is_staff:
+        role = Membership.objects.filter(group=group, user=user).values_list("role", flat=True).first()
+        if role is None:
+            raise NotFound("Group not found.")
+        if role != Membership.Role.ADMIN:
+            raise NotAllowed("Only the group's admins can list its model for resale.")
+    if isinstance(price_per_mtok_cents, bool) or not isinstance(price_per_mtok_cents, int) or price_per_mtok_cents < 0:
+        raise AppError("Enter the price as a whole number of minor units.", field="price")
+    code = model.round.currency
+    if price_per_mtok_cents > RESALE_PRICE_MAX_MAJOR * 10 ** currency.exponent(code):
+        raise AppError(f"A price can be at most {RESALE_PRICE_MAX_MAJOR:,} {code.upper()} per 1M tokens.", field="price")
+    if listed and price_per_mtok_cents == 0:
+        raise AppError("Set a price above zero to list the model.", field="price")
+    listing, _ = ResaleListing.objects.update_or_create(
+        model=model, group=group,
+        defaults={"listed": listed, "price_per_mtok_cents": price_per_mtok_cents, "updated_by": user},
+    )
+    return listing
+
+
+def resale_usage_record(*, listing: ResaleListing, buyer, prompt_tokens: int, completion_tokens: int) -> None:
+    """Add a resale buyer's successful request to today's row at the listing's current price (read from the
+    database, so a price changed while a stream ran bills the new price from then on). F() increments, as
+    ``usage_record``."""
+    price = ResaleListing.objects.filter(pk=listing.pk).values_list("price_per_mtok_cents", flat=True).first()
+    if price is None:
+        return
+    row, _ = ResaleUsageDaily.objects.get_or_create(
+        listing_id=listing.pk, buyer=buyer, day=timezone.localdate(), price_per_mtok_cents=price
+    )
+    ResaleUsageDaily.objects.filter(pk=row.pk).update(
         prompt_tokens=F("prompt_tokens") + int(prompt_tokens),
         completion_tokens=F("completion_tokens") + int(completion_tokens),
         requests=F("requests") + 1,

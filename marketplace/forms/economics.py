@@ -7,6 +7,10 @@ import re
 
 from django import forms
 
+from marketplace.core import currency
+from marketplace.core.errors import AppError
+from marketplace.deals import settlement
+
 MAX_TASKS = 8
 MAX_GENERATORS = 4
 MAX_OUTCOMES = 20
@@ -68,11 +72,11 @@ class PricingForm(forms.Form):
         return cleaned
 
 
-def parse_numbers(raw: str) -> list[float]:
+def parse_numbers(raw: str, *, limit: int = MAX_OUTCOMES) -> list[float]:
     """Numbers separated by spaces, commas or semicolons; raises ValidationError on anything else."""
     parts = [p for p in re.split(r"[\s,;]+", raw.strip()) if p]
-    if len(parts) > MAX_OUTCOMES:
-        raise forms.ValidationError(f"At most {MAX_OUTCOMES} outcomes.")
+    if len(parts) > limit:
+        raise forms.ValidationError(f"At most {limit} numbers.")
     values = []
     for p in parts:
         try:
@@ -97,6 +101,11 @@ class ContractForm(forms.Form):
     )
     monotone = forms.BooleanField(label="Monotone (pay never falls as the outcome improves)", required=False)
     robust = forms.BooleanField(label="Cost-robust (only the cost gap between the cheapest and the target is known)", required=False)
+    outcome_edges = forms.CharField(
+        label="Outcome bins on the delivered reward (0–1)", required=False, max_length=1000,
+        help_text="At delivery each group's outcome is the bin its delivered reward falls in: one more edge than "
+        "outcomes, increasing, worst first. Empty: equal-width bins over [0, 1].",
+    )
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -142,8 +151,25 @@ class ContractForm(forms.Form):
         labels = [p.strip() for p in (cleaned.get("outcomes") or "").split(",") if p.strip()]
         if labels and dists and len(labels) != len(dists[0]):
             self.add_error("outcomes", f"{len(labels)} labels for {len(dists[0])} outcomes.")
+        cleaned["edges"] = self._edges(cleaned.get("outcome_edges") or "", len(dists[0]) if dists else 0)
         cleaned["names"], cleaned["costs"], cleaned["distributions"], cleaned["labels"] = names, costs, dists, labels
         return cleaned
+
+
+    def _edges(self, raw: str, outcomes: int) -> list[float]:
+        """The bin edges: as typed (validated: outcomes + 1 numbers, strictly increasing), else equal-width."""
+        if outcomes < 1:
+            return []
+        try:
+            edges = parse_numbers(raw, limit=MAX_OUTCOMES + 1)
+        except forms.ValidationError as exc:
+            self.add_error("outcome_edges", exc)
+            return []
+        try:
+            return settlement.edges_check(edges, outcomes) if edges else settlement.equal_width_edges(outcomes)
+        except AppError as exc:
+            self.add_error("outcome_edges", exc.message)
+            return []
 
 
 class RevenueShareForm(forms.Form):
@@ -169,3 +195,25 @@ class RevenueShareForm(forms.Form):
         for name in ("c0", "c1", "r"):
             _positive(cleaned, self, name)
         return cleaned
+
+
+class ResaleListingForm(forms.Form):
+    """On/off and a price per 1M tokens typed in the round's currency (``currency.parse_amount``: exact minor units)."""
+
+    listed = forms.BooleanField(label="Offer the model to others through the platform's API", required=False)
+    price = forms.CharField(label="Price per 1M tokens", max_length=32, required=False)
+
+    def __init__(self, *args, currency_code: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.currency_code = currency_code
+        self.fields["price"].label = f"Price per 1M tokens ({currency_code.upper()})"
+        self.fields["price"].help_text = "Prompt and completion tokens alike; outside buyers' usage is billed at it."
+
+    def clean_price(self) -> int:
+        raw = (self.cleaned_data.get("price") or "").strip()
+        if not raw:
+            return 0
+        try:
+            return currency.parse_amount(raw, self.currency_code)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None

@@ -16,6 +16,8 @@ from auctions.mechanism import payments_to_cents, reference_points, solve
 from auctions.schema import instance_from_json, result_to_json
 from marketplace.core import currency
 from marketplace.core.errors import AppError
+from marketplace.deals.selectors import round_contract_terms
+from marketplace.deals.settlement import contract_settle
 from marketplace.rounds.models import Bid, Round
 from marketplace.rounds.outcomes import AuctionOutcome, GroupOutcome
 from training.models import Candidate, RewardModel
@@ -129,12 +131,15 @@ def auction_delivery_settle(*, round: Round, log_q_theta: list[list[float]]) -> 
     D is measured on the round's fixed candidates with the adapter's implied reweighting (``log_q_theta``, from the
     job's evaluation) on the auction's own normalised scores, C is the reward under the model trained without the
     group; neither depends on anything reported after the close. When training reproduces q* the charge is exactly
-    the auction's price (docs/auction.md proves it). Idempotent: a group whose charge is set keeps it.
+    the auction's price (docs/auction.md proves it). With a published contract the charge is then
+    min(that, the contract's payment for the outcome bin D falls in) (``deals.settlement``; docs/economics.md).
+    Idempotent: a group whose charge is set keeps it.
     """
     outcome = AuctionOutcome.objects.get(round=round)
     instance = instance_from_json(outcome.instance)
     guarantee = delivery_guarantee(instance, solve(instance), log_q_theta)
     by_slug = {g["id"]: i for i, g in enumerate(outcome.instance["groups"])}
+    terms = round_contract_terms(round=round)
     with transaction.atomic():
         for go in GroupOutcome.objects.select_for_update().filter(outcome=outcome, charge_cents__isnull=True).select_related("group"):
             i = by_slug[go.group.slug]
@@ -145,7 +150,10 @@ def auction_delivery_settle(*, round: Round, log_q_theta: list[list[float]]) -> 
             GroupOutcome.objects.filter(pk=go.pk).update(
                 delivered_reward_candidates=float(guarantee.delivered[i]),
                 guarantee_cents=bound_cents,
-                charge_cents=charge,
-                charge_basis="auction_price" if charge == go.payment_cents else "delivery_guarantee",
+                # A published pay-for-performance contract can only lower the charge (deals.settlement).
+                **contract_settle(
+                    terms=terms, charge_cents=charge, delivered=float(guarantee.delivered[i]), currency_code=round.currency,
+                    charge_basis="auction_price" if charge == go.payment_cents else "delivery_guarantee",
+                ),
             )
     return outcome

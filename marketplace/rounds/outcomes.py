@@ -41,7 +41,14 @@ class GroupOutcome(models.Model):
     charge_cents = models.PositiveBigIntegerField(
         null=True, blank=True, help_text="What is charged for the model: min(auction price, guarantee); fee excluded."
     )
-    charge_basis = models.CharField(max_length=20, blank=True, help_text="auction_price or delivery_guarantee.")
+    charge_basis = models.CharField(max_length=20, blank=True, help_text="auction_price, delivery_guarantee or contract.")
+    # A published pay-for-performance contract at delivery (marketplace.deals.settlement): the outcome bin the
+    # delivered reward D fell in and the contract's payment for it; charge_basis is "contract" where that payment
+    # was the lower one.
+    contract_outcome = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Index of the outcome reached.")
+    contract_payment_cents = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="The contract's payment for the outcome reached, chargeable minor units."
+    )
     fee_cents = models.PositiveBigIntegerField(default=0, help_text="The round's participation fee, charged with it.")
 
     class Meta:

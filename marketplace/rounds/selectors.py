@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from marketplace.core.errors import NotFound
 from marketplace.groups.models import Membership, PreferenceGroup
@@ -38,10 +38,22 @@ def round_get_for_staff(*, slug: str) -> Round:
     return round
 
 
+def rounds_public_listed() -> QuerySet[Round]:
+    """``rounds_public()`` for a list: each round carries its count of groups with an active bid
+    (``active_bid_groups``), one query for the whole list instead of one per round. Read it through
+    ``round_participating_group_count``, which still hides it while bidding is open."""
+    return rounds_public().annotate(
+        active_bid_groups=Count("bids__group", filter=Q(bids__status=Bid.Status.ACTIVE), distinct=True)
+    )
+
+
 def round_participating_group_count(*, round: Round) -> int | None:
     """Groups with an active bid, or None while the count would leak who is bidding (before the close, or cancelled)."""
     if not round.participation_public:
         return None
+    annotated = getattr(round, "active_bid_groups", None)  # from rounds_public_listed
+    if annotated is not None:
+        return annotated
     return Bid.objects.filter(round=round, status=Bid.Status.ACTIVE).values("group_id").distinct().count()
 
 

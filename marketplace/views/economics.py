@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 
+from marketplace.core import currency
 from marketplace.core.errors import AppError
 from marketplace.deals import analysis
 from marketplace.deals.selectors import (
     past_evaluation_outcomes,
+    resale_statement,
     revenue_share_access,
     revenue_share_of,
     round_contract_of,
@@ -23,8 +24,9 @@ from marketplace.deals.services import (
     round_contract_publish,
     round_contract_save,
 )
+from marketplace.delivery.services import resale_listing_set
 from marketplace.forms import add_app_error
-from marketplace.forms.economics import ContractForm, PricingForm, RevenueShareForm, parse_numbers
+from marketplace.forms.economics import ContractForm, PricingForm, ResaleListingForm, RevenueShareForm
 from marketplace.rounds.selectors import round_get_for_staff
 from marketplace.views.staff import staff_required
 from marketplace.web.charts import Chart, Marker, Series, render_svg
@@ -82,6 +84,7 @@ def _contract_initial(contract, derived):
         "monotone": inputs.get("monotone", False),
         "robust": inputs.get("robust", False),
         "outcomes": ", ".join(inputs.get("outcomes") or []),
+        "outcome_edges": " ".join(f"{e:g}" for e in inputs.get("outcome_edges") or []),
     }
     for i, action in enumerate(inputs.get("actions", [])):
         initial[f"name_{i}"] = action["name"]
@@ -108,6 +111,7 @@ def _derive(round):
         "objective": "min_pay",
         "monotone": True,
         "outcomes": ", ".join(labels),
+        "outcome_edges": " ".join(f"{e:.6g}" for e in edges),
         "name_0": "Base model",
         "cost_0": 0,
         "dist_0": " ".join(f"{p:.6g}" for p in base),
@@ -117,16 +121,6 @@ def _derive(round):
     }
     source = {"rounds": past.rounds, "samples": len(past.delivered), "edges": edges}
     return initial, source
-
-
-def _edges(raw: str, outcomes: int) -> list[float] | None:
-    """The reward bin edges of a derived contract (outcomes + 1 ascending numbers), else None."""
-    try:
-        edges = parse_numbers(raw)
-    except ValidationError:
-        return None
-    ok = len(edges) == outcomes + 1 and all(a < b for a, b in zip(edges, edges[1:], strict=False))
-    return edges if ok else None
 
 
 @staff_required
@@ -170,7 +164,8 @@ def staff_round_contract(request, slug: str):
                     "binding": result.binding,
                     "robustness_bound": result.robustness_bound,
                     "source": request.POST.get("source", "entered by hand")[:200],
-                    "outcome_edges": _edges(request.POST.get("edges", ""), len(data["distributions"][0])),
+                    # The bins of the delivered reward that pick the outcome at delivery (deals.settlement).
+                    "outcome_edges": data["edges"],
                 }
                 round_contract_save(round=round, by=request.user, inputs=inputs, result=result)
             except AppError as exc:
@@ -211,10 +206,36 @@ def _share_charts(result: analysis.BargainAnalysis) -> tuple[str, str]:
     return investments, utilities
 
 
+def _listing_initial(statement) -> dict:
+    listing = statement.listing
+    if listing is None:
+        return {"listed": False, "price": ""}
+    return {"listed": listing.listed, "price": currency.format_amount(listing.price_per_mtok_cents, statement.currency)}
+
+
 @login_required
 def revenue_share(request, slug: str, group_slug: str):
     access = revenue_share_access(user=request.user, round_slug=slug, group_slug=group_slug)
     round, group = access.round, access.group
+    statement = resale_statement(round=round, group=group)
+    listing_form = ResaleListingForm(
+        request.POST if request.POST.get("action") == "listing" else None,
+        initial=_listing_initial(statement), currency_code=round.currency,
+    )
+    if request.method == "POST" and request.POST.get("action") == "listing":
+        if listing_form.is_valid() and statement.model is not None:
+            try:
+                resale_listing_set(
+                    user=request.user, model=statement.model, group=group,
+                    listed=listing_form.cleaned_data["listed"], price_per_mtok_cents=listing_form.cleaned_data["price"],
+                )
+            except AppError as exc:
+                add_app_error(listing_form, exc)
+            else:
+                messages.success(request, "Resale listing saved.")
+                return redirect("revenue_share", slug=round.slug, group_slug=group.slug)
+        elif statement.model is None:
+            listing_form.add_error(None, "The model is not published yet; list it once the round is delivered.")
     share = revenue_share_of(round=round, group=group)
     saved = share.inputs if share else {}
     initial = {
@@ -223,20 +244,21 @@ def revenue_share(request, slug: str, group_slug: str):
         "r": saved.get("r", 1.0),
         "delta": share.delta if share else None,
     }
-    form = RevenueShareForm(request.POST or None, initial=initial, c0_editable=access.is_staff)
+    share_post = request.method == "POST" and request.POST.get("action") != "listing"
+    form = RevenueShareForm(request.POST if share_post else None, initial=initial, c0_editable=access.is_staff)
     result = None
-    status = 200
-    if request.method == "POST" and not form.is_valid():
+    status = 400 if listing_form.errors else 200
+    if share_post and not form.is_valid():
         status = 400
     else:
-        data = form.cleaned_data if request.method == "POST" else initial
+        data = form.cleaned_data if share_post else initial
         try:
             result = analysis.bargain_analyse(c0=data["c0"], c1=data["c1"], r=data["r"], proposed=data.get("delta"))
         except AppError as exc:
-            if request.method == "POST":
+            if share_post:
                 add_app_error(form, exc)
                 status = 400
-        if result is not None and request.method == "POST" and request.POST.get("action") == "agree":
+        if result is not None and share_post and request.POST.get("action") == "agree":
             if data.get("delta") is None:
                 form.add_error("delta", "Enter the share you agreed.")
                 status = 400
@@ -265,6 +287,8 @@ def revenue_share(request, slug: str, group_slug: str):
             "investments_chart": charts[0],
             "utilities_chart": charts[1],
             "is_staff": access.is_staff,
+            "statement": statement,
+            "listing_form": listing_form,
         },
         status=status,
     )

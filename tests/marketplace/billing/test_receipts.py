@@ -51,7 +51,10 @@ def test_admins_see_the_whole_receipt(client, delivered, group_admin):
     assert "the welfare your group's participation cost the other groups" in html
     assert "$40.00" in html  # promised value: 0.8 x bid
     assert "$35.00" in html  # delivered value: 0.7 x bid
-    assert payment.stripe_payment_intent_id in html
+    # The payment as people know it (brand and last four), never Stripe's raw id.
+    customer = group.billing
+    assert f"{customer.card_brand.title()} ending in {customer.card_last4}" in html
+    assert payment.stripe_payment_intent_id not in html
     assert "data-print" in html  # page_actions.js prints; the CSP allows no inline handler
 
 
@@ -129,3 +132,39 @@ def test_the_staff_overview_is_a_404_for_everyone_else(client, delivered, group_
     round, _ = delivered
     client.force_login(group_admin)
     assert client.get(reverse("staff_round_billing", kwargs={"slug": round.slug})).status_code == 404
+
+
+def test_the_receipt_says_when_the_contract_set_the_charge(client, group_with_card, group_admin):
+    from marketplace.deals.models import RoundContract
+
+    round = make_round()
+    bid_place(user=group_admin, group=group_with_card, round=round, amount_cents=5_000)
+    RoundContract.objects.create(
+        round=round, status=RoundContract.Status.PUBLISHED, published_at=timezone.now(),
+        inputs={"actions": [], "outcomes": ["poor", "good"], "outcome_edges": [0.0, 0.5, 1.0]},
+        payments=[0.0, 9.0], payments_cents=[0, 900], expected_payment=9.0, max_payment=9.0,
+    )
+    outcome = AuctionOutcome.objects.create(
+        round=round, inputs_hash="0" * 64, instance={}, result={}, welfare=1.0, kl_to_base=0.1, revenue_cents=1_234
+    )
+    GroupOutcome.objects.create(
+        outcome=outcome, group=group_with_card, bid_cents=5_000, expected_reward=0.8, promised_value=40.0,
+        payment=12.34, payment_cents=1_234, utility=27.66, delivered_reward_candidates=0.8, guarantee_cents=2_000,
+        charge_cents=900, charge_basis="contract", contract_outcome=1, contract_payment_cents=900,
+    )
+    Round.objects.filter(pk=round.pk).update(status=Round.Status.DELIVERED)
+    round.refresh_from_db()
+    billing_capture_round(round=round)
+    client.force_login(group_admin)
+
+    html = client.get(receipt_url(round, group_with_card)).content.decode()
+
+    assert 'data-testid="receipt-contract"' in html
+    assert "The contract set this charge: outcome" in html and "<strong>good</strong>" in html and "$9.00" in html
+    assert Payment.objects.get(round=round, group=group_with_card).amount_captured_cents == 900
+    from marketplace.accounts.tokens import api_token_create
+
+    token = api_token_create(user=group_admin, name="receipt")[1]
+    body = client.get(f"/api/rounds/{round.slug}/groups/{group_with_card.slug}/receipt",
+                      headers={"Authorization": f"Bearer {token}"}).json()
+    assert body["charge_basis"] == "contract" and body["contract"] == {"outcome": 1, "label": "good", "payment_cents": 900}

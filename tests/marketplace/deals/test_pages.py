@@ -217,9 +217,35 @@ def test_distributions_are_derived_from_past_rounds_evaluations(cast):
     # The derived form computes as it stands: the fine-tuned model scores higher, so a contract exists.
     import re
 
-    fields = dict(re.findall(r'name="((?:name|cost|dist)_[01]|outcomes|edges|source)"[^>]*value="([^"]*)"', body))
+    fields = dict(re.findall(r'name="((?:name|cost|dist)_[01]|outcomes|outcome_edges|source)"[^>]*value="([^"]*)"', body))
     data = {**fields, "objective": "min_pay", "monotone": "on", "action": "compute"}
     assert staff.post(f"/staff/rounds/{round.slug}/contract/", data).status_code == 302
     contract = RoundContract.objects.get(round=round)
     assert contract.payments[-1] > 0 and len(contract.payments) == 5
     assert contract.inputs["outcome_edges"][0] == pytest.approx(0.1) and len(contract.inputs["outcome_edges"]) == 6
+
+
+def test_a_hand_entered_contract_gets_equal_width_outcome_bins_over_0_1(cast):
+    round = make_round(status=Round.Status.DRAFT)
+    assert _client(cast.staff).post(f"/staff/rounds/{round.slug}/contract/", MT_BENCH).status_code == 302
+    edges = RoundContract.objects.get(round=round).inputs["outcome_edges"]
+    assert edges == pytest.approx([j / 10 for j in range(11)])
+
+
+def test_typed_outcome_bins_are_stored_and_shown(cast):
+    round = make_round(status=Round.Status.DRAFT)
+    edges = "0 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9 0.95 1"
+    staff = _client(cast.staff)
+    assert staff.post(f"/staff/rounds/{round.slug}/contract/", {**MT_BENCH, "outcome_edges": edges}).status_code == 302
+    assert RoundContract.objects.get(round=round).inputs["outcome_edges"][-2] == pytest.approx(0.95)
+    assert "[0.9, 0.95)" in staff.get(f"/staff/rounds/{round.slug}/contract/").content.decode()
+
+
+@pytest.mark.parametrize(
+    "edges", ["0 0.5 1", "1 0.9 0.8 0.7 0.6 0.5 0.4 0.3 0.2 0.1 0", "0 0.1 0.1 0.3 0.4 0.5 0.6 0.7 0.8 0.9 1", "0 nan 1", "x"]
+)
+def test_outcome_bins_of_the_wrong_count_or_not_increasing_are_refused(cast, edges):
+    round = make_round(status=Round.Status.DRAFT)
+    response = _client(cast.staff).post(f"/staff/rounds/{round.slug}/contract/", {**MT_BENCH, "outcome_edges": edges})
+    assert response.status_code == 400
+    assert not RoundContract.objects.exists()
