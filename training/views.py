@@ -39,8 +39,9 @@ def round_progress_json(request, slug: str):
     return response
 
 
-# Resolved from the base model's architecture by the worker and recorded when the job finishes: until then the job
-# row holds placeholders (model_type None, fan_in_fan_out false), so the page says so instead of showing a value that
+# A job records its architecture-dependent settings when it is created (`base_model_type`); for a hub id that is only
+# known once the worker loads the model, so until the job finishes the row holds placeholders (model_type None,
+# fan_in_fan_out false) and the page says so instead of showing a value that
 # would change between running and finished.
 ARCHITECTURE_KEYS = ("model_type", "fan_in_fan_out")
 NOT_YET = "from the base model's architecture; recorded when the job finishes"

@@ -61,6 +61,20 @@ def parse_tiny_name(name: str) -> int | None:
     return None
 
 
+def base_model_type(name: str) -> str | None:
+    """The architecture (``config.json``'s ``model_type``) of a base model, read without loading it, or None when it
+    is only known after loading (a hub id). The tiny base is always GPT-2. Lets a job record its final LoRA
+    hyperparameters when it is created, so they do not change when the worker loads the model."""
+    if parse_tiny_name(name) is not None:
+        return "gpt2"
+    config = Path(name) / "config.json"
+    try:
+        value = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
 def resolve_base(name: str, *, cache_dir: Path, seed: int | None = None) -> Path:
     """Return a folder (or model id wrapped in a Path) loadable by ``load_base``.
 

@@ -30,6 +30,7 @@ from marketplace.core.errors import AppError
 from marketplace.core.transitions import compare_and_set
 from marketplace.rounds.models import Round
 from marketplace.rounds.outcomes import AuctionOutcome
+from training.lib.basemodels import base_model_type
 from training.lib.config import TrainConfig
 from training.lib.evaluation import GroupScorer
 from training.lib.grpo import RLReward
@@ -69,7 +70,7 @@ def _config_for(*, round: Round, method: str, overrides: dict[str, Any] | None) 
         fields["target_modules"] = ["c_attn", "c_proj", "c_fc"]
     fields.update(overrides or {})
     try:
-        return TrainConfig(**fields).resolved()
+        return TrainConfig(**fields).resolved(base_model_type(round.base_model))
     except (TypeError, ValueError) as exc:
         raise AppError(f"Bad training settings: {exc}", code="bad_hyperparameters") from exc
 
@@ -209,6 +210,7 @@ def job_run(*, job_id: int, worker: str | None = None) -> str:
             out_dir=Path(job.output_dir),
             on_progress=on_progress,
             should_cancel=should_cancel,
+            processes=settings.TRAINING_PROCESSES,
             **_train_inputs(job),
         )
     except JobCancelled:

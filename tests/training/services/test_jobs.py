@@ -73,3 +73,21 @@ def test_two_workers_racing_for_a_queued_job_claim_it_exactly_once():
             t.join()
         assert sorted(results) == [False, True]
         assert TrainingJob.objects.get(pk=job.pk).attempt == 1
+
+
+def test_a_job_records_its_final_hyperparameters_when_it_is_created(tmp_path):
+    """What the worker records at the end (the config resolved on the loaded model's architecture) is what the job
+    row held from its creation, so the job page's hyperparameters do not change between running and finished."""
+    from training.lib.config import TrainConfig
+    from training.services.jobs import _config_for
+
+    created = _config_for(round=make_round(base_model="tiny"), method="weighted_sft", overrides=None)
+    assert created["model_type"] == "gpt2" and created["fan_in_fan_out"] is True
+    assert TrainConfig.from_dict(created).resolved("gpt2") == created
+
+    local = tmp_path / "base"
+    local.mkdir()
+    (local / "config.json").write_text('{"model_type": "llama"}')
+    assert _config_for(round=make_round(base_model=str(local)), method="weighted_sft", overrides=None)["model_type"] == "llama"
+    # A hub id is known only once the worker loads it: the row says so (None) instead of guessing.
+    assert _config_for(round=make_round(base_model="some-org/some-model"), method="weighted_sft", overrides=None)["model_type"] is None
