@@ -4,7 +4,8 @@
 
 localstripe's own launcher listens on every interface and keeps its state in a fixed file under /tmp. This one reuses
 its aiohttp application but binds 127.0.0.1 only and keeps the state in the file given by --state (under var/ by
-default), written atomically after each write request.
+default), written atomically at most every ``--flush-interval`` seconds (0.25 by default: localstripe pickles
+its whole state on each write, which a burst of bids otherwise waited on) and when the server stops.
 
 It also fills two gaps between localstripe and Stripe that the billing code relies on, so the gateway uses only the
 real API's shape: the ``GET /v1/payment_intents?customer=cus_...`` filter (localstripe refuses the parameter; the
@@ -32,10 +33,16 @@ from pathlib import Path
 DEFAULT_PORT = 8420
 DEFAULT_STATE = Path("var") / "localstripe" / "state"
 HOST = "127.0.0.1"
+# A stop (SIGTERM, Ctrl-C) writes what is pending; only a SIGKILL can lose the writes of the last interval.
+DEFAULT_FLUSH_INTERVAL_S = 0.25
 
 
-def _patch_localstripe(state_path: Path) -> None:
-    """Point localstripe's store at `state_path` and add the customer filter on PaymentIntent lists."""
+def _patch_localstripe(state_path: Path, flush_interval: float = 0.0) -> None:
+    """Point localstripe's store at `state_path` and add the customer filter on PaymentIntent lists.
+
+    With ``flush_interval`` > 0 the store is written at most once per that many seconds (and when the server stops)
+    instead of after every write request: localstripe pickles its whole state each time, so under a burst of bids
+    each write cost as much as the state is large, and all requests waited on it (one event loop)."""
     from localstripe import resources
 
     state_path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,16 +57,33 @@ def _patch_localstripe(state_path: Path) -> None:
         dict.clear(self)
         dict.update(self, old)
 
-    def dump_to_disk(self) -> None:
-        # Called after every write request by localstripe's middleware; written atomically so a crash mid-write
-        # never leaves a truncated state file behind.
+    def write_now(self) -> None:
+        # Written atomically so a crash mid-write never leaves a truncated state file behind.
+        pending["timer"] = None
         fd, tmp = tempfile.mkstemp(dir=state_path.parent, prefix=".state-")
         with os.fdopen(fd, "wb") as f:
             pickle.dump(self, f, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, state_path)
 
+    pending: dict = {"timer": None}
+
+    def dump_to_disk(self) -> None:
+        # Called after every write request by localstripe's middleware, inside the event loop.
+        if flush_interval <= 0:
+            write_now(self)
+        elif pending["timer"] is None:
+            import asyncio
+
+            pending["timer"] = asyncio.get_running_loop().call_later(flush_interval, write_now, self)
+
+    def flush(self) -> None:
+        if pending["timer"] is not None:
+            pending["timer"].cancel()
+            write_now(self)
+
     store_cls.try_load_from_disk = try_load_from_disk
     store_cls.dump_to_disk = dump_to_disk
+    store_cls.flush = flush
     # localstripe dumps the whole store on every item set; once per write request (its middleware) is enough.
     store_cls.__setitem__ = dict.__setitem__
     store_cls.__delitem__ = dict.__delitem__
@@ -114,8 +138,8 @@ def _patch_localstripe(state_path: Path) -> None:
     method_cls._try_get_canonical_test_article = classmethod(canonical)
 
 
-def serve(*, port: int, state_path: Path, from_scratch: bool = False) -> None:
-    _patch_localstripe(state_path)
+def serve(*, port: int, state_path: Path, from_scratch: bool = False, flush_interval: float = 0.0) -> None:
+    _patch_localstripe(state_path, flush_interval)
     import logging
 
     from aiohttp import web
@@ -128,6 +152,11 @@ def serve(*, port: int, state_path: Path, from_scratch: bool = False) -> None:
     logger.setLevel(logging.INFO)
     logger.addHandler(logging.StreamHandler())
     print(f"localstripe on http://{HOST}:{port} (state in {state_path})", flush=True)
+
+    async def write_pending(app: web.Application) -> None:  # SIGTERM and Ctrl-C stop through here
+        resources.store.flush()
+
+    server.app.on_cleanup.append(write_pending)
     web.run_app(server.app, host=HOST, port=port, access_log=logger, print=None)
 
 
@@ -161,12 +190,14 @@ class LocalStripe:
         from_scratch: bool = False,
         log_path: Path | str | None = None,
         start_timeout: float = 20.0,
+        flush_interval: float = DEFAULT_FLUSH_INTERVAL_S,
     ) -> None:
         self.port = port or free_port()
         self.state_path = Path(state_path)
         self.from_scratch = from_scratch
         self.log_path = Path(log_path) if log_path else self.state_path.with_suffix(".log")
         self.start_timeout = start_timeout
+        self.flush_interval = flush_interval
         self._process: subprocess.Popen[bytes] | None = None
         self._log = None
 
@@ -184,7 +215,8 @@ class LocalStripe:
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         command = [sys.executable, "-m", "marketplace.localstripe_server", "--port", str(self.port)]
-        command += ["--state", str(self.state_path)] + (["--from-scratch"] if self.from_scratch else [])
+        command += ["--state", str(self.state_path), "--flush-interval", str(self.flush_interval)]
+        command += ["--from-scratch"] if self.from_scratch else []
         project_root = Path(__file__).resolve().parent.parent
         self._process = subprocess.Popen(command, cwd=project_root, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + self.start_timeout
@@ -222,8 +254,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("LOCALSTRIPE_PORT", DEFAULT_PORT)))
     parser.add_argument("--state", type=Path, default=DEFAULT_STATE, help="state file (default: var/localstripe/state)")
     parser.add_argument("--from-scratch", action="store_true", help="forget the saved state")
+    parser.add_argument("--flush-interval", type=float, default=DEFAULT_FLUSH_INTERVAL_S,
+                        help="write the state at most once per this many seconds (0: after every write request)")
     args = parser.parse_args(argv)
-    serve(port=args.port, state_path=args.state, from_scratch=args.from_scratch)
+    serve(port=args.port, state_path=args.state, from_scratch=args.from_scratch, flush_interval=args.flush_interval)
 
 
 if __name__ == "__main__":

@@ -6,13 +6,14 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from marketplace.forms.accounts import EmailLoginForm
-from marketplace.views import accounts, groups, home
+from marketplace.views import accounts, groups, home, verification
 
 urlpatterns = [
     path("", home.home, name="home"),
     path("dashboard/", home.dashboard, name="dashboard"),
     # Accounts
     path("accounts/signup/", accounts.signup, name="signup"),
+    path("accounts/verify/resend/", verification.verification_resend_page, name="verification_resend"),
     path("accounts/verify/<str:token>/", accounts.verify_email, name="verify_email"),
     path(
         "accounts/login/",

@@ -23,7 +23,6 @@ from marketplace.billing.bids import bid_place, bid_withdraw
 from marketplace.billing.selectors import receipt_for
 from marketplace.core.errors import AppError, NotAllowed, UnsupportedMedia
 from marketplace.delivery.models import FineTunedModel
-from marketplace.forms.bids import MAX_BID_CENTS
 from marketplace.groups.selectors import user_groups
 from marketplace.models import AuctionOutcome, GroupOutcome, Membership, PreferenceSubmission, Round
 from marketplace.rounds.preference_files import (

@@ -7,6 +7,8 @@ from datetime import datetime
 from ninja import Schema
 from pydantic import Field
 
+from marketplace.forms.bids import MAX_BID_CENTS
+
 
 class ErrorDetail(Schema):
     code: str
@@ -75,7 +77,7 @@ class RubricPhrase(Schema):
 class BidIn(Schema):
     # strict: JSON true is not 1 cent and "150" is not 150; only a JSON integer in range is a bid.
     amount_cents: int = Field(
-        strict=True, ge=1,
+        strict=True, ge=1, le=MAX_BID_CENTS,
         description="The bid in minor units of the round's currency (cents), a JSON integer from 1 up to "
         "1,000,000 major units of the currency.",
     )

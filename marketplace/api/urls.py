@@ -9,9 +9,9 @@ from marketplace.api.delivery import router as delivery_router
 from marketplace.api.economics import router as economics_router
 from marketplace.api.endpoints import router
 from marketplace.api.errors import install_error_handlers
-from ninja import NinjaAPI
+from marketplace.api.openapi import DocumentedAPI
 
-api = NinjaAPI(
+api = DocumentedAPI(
     title="Tunemarket API",
     version="1",
     description=(

@@ -8,11 +8,14 @@ row (marketplace.verification.models), so the link works once.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import signing
+from django.core.cache import cache
 from django.core.mail import send_mail
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -23,7 +26,12 @@ log = logging.getLogger(__name__)
 SALT = "marketplace.verification.email"
 UNVERIFIED = (
     "Confirm your e-mail address first: open the link we sent to {email}. "
-    "Until then you cannot join, create or act for a group."
+    "Until then you cannot join, create or act for a group. No e-mail? Ask for a new link at {resend}"
+)
+# What the resend page answers, whatever happened: it never tells whether an address has an account.
+RESENT = (
+    "If an account with that address is waiting for confirmation, a new link is on its way. "
+    "Links are sent at most once every {minutes} minutes per address."
 )
 BAD_LINK = "This confirmation link is not valid or has expired. Sign up again with the same address to get a new one."
 
@@ -35,7 +43,8 @@ def email_is_verified(*, user) -> bool:
 def require_verified_email(*, user) -> None:
     """Refuse (NotAllowed, code "email_unverified") an account whose address is not confirmed yet."""
     if getattr(user, "is_authenticated", False) and not email_is_verified(user=user):
-        raise NotAllowed(UNVERIFIED.format(email=user.email), code="email_unverified")
+        resend = f"{settings.SITE_URL.rstrip('/')}{reverse('verification_resend')}"
+        raise NotAllowed(UNVERIFIED.format(email=user.email, resend=resend), code="email_unverified")
 
 
 def verification_token(*, user, next_path: str = "") -> str:
@@ -71,6 +80,41 @@ def verification_mail(*, user, next_path: str = "") -> None:
         log.exception("could not send the confirmation e-mail to user %s", user.pk)
         return
     PendingVerification.objects.filter(user=user).update(last_sent_at=timezone.now())
+
+
+def verification_resend(*, email: str, client: str = "") -> bool:
+    """Mail a new confirmation link to the unconfirmed account of ``email``, if there is one; True if a mail went out.
+
+    Callers show ``RESENT`` whatever this returns, so the page cannot tell a registered address from another.
+    Two limits keep it from being a mail cannon: one link per address per EMAIL_VERIFICATION_RESEND_INTERVAL_S
+    (claimed by one conditional UPDATE of ``last_sent_at``, so two requests at once send one mail), and
+    EMAIL_VERIFICATION_RESEND_PER_CLIENT_HOUR requests per client address and hour (Django's cache, fixed window).
+    """
+    if client and not _client_allowed(client):
+        return False
+    user = get_user_model().objects.filter(email__iexact=(email or "").strip(), is_active=True).first()
+    if user is None:
+        return False
+    now = timezone.now()
+    due = now - timedelta(seconds=settings.EMAIL_VERIFICATION_RESEND_INTERVAL_S)
+    claimed = PendingVerification.objects.filter(
+        Q(last_sent_at__isnull=True) | Q(last_sent_at__lt=due), user=user
+    ).update(last_sent_at=now)
+    if claimed != 1:
+        return False  # confirmed already, or a link went out a moment ago
+    verification_mail(user=user)
+    return True
+
+
+def _client_allowed(client: str) -> bool:
+    key = f"verification-resend:{client}"
+    cache.add(key, 0, timeout=3600)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, timeout=3600)
+        count = 1
+    return count <= settings.EMAIL_VERIFICATION_RESEND_PER_CLIENT_HOUR
 
 
 def signup_attempt_on_existing_account(*, user) -> None:

@@ -63,8 +63,8 @@ def app_error_page(request: HttpRequest, exc: AppError) -> HttpResponse:
     if status == 404:
         # The same page as any missing URL: an outsider cannot tell "not yours" from "does not exist".
         return defaults.page_not_found(request, exc)
-    if status == 403:
-        return defaults.permission_denied(request, exc)
+    if status == 403 and exc.code != "email_unverified":  # that one is the viewer's own account: say why, and link
+        return defaults.permission_denied(request, exc)     # the resend page (templates/errors/app_error.html)
     return render(request, "errors/app_error.html", {"error": exc, "status": status}, status=status)
 
 

@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 
 from training.lib.adapters import with_new_adapter
 from training.lib.config import TrainConfig
+from training.lib.distributed import current as data_parallel
 from training.lib.inputs import TrainInputs
 from training.lib.jobdir import (
     CheckpointInfo,
@@ -179,6 +180,7 @@ def train_weighted_sft(
         torch.manual_seed(config.seed)
         model = with_new_adapter(session.base, session.resolved)
         device = torch.device(config.device)
+        dp = data_parallel()  # one process, or this rank of a data-parallel job (training.lib.distributed)
 
         # 1. tokenise once
         weights = inputs.pair_weights
@@ -219,6 +221,8 @@ def train_weighted_sft(
             # 2. the batch for this step depends only on (seed, step)
             t_step = time.perf_counter()
             chosen, idx = draw_batch(config, step, inputs.mu, weights, offsets, per_step)
+            batch_tokens = int(pairs.lens[idx].sum())
+            chosen, idx, share = dp.shard(chosen, idx, offsets)  # data-parallel: this rank's part of the batch
             torch.manual_seed(config.seed * 1_000_003 + step)
             # 3. left-padded batch; logits only where response tokens are predicted
             seq_logp = batch_logprobs(model, pairs, idx, pad_id, device)
@@ -229,6 +233,7 @@ def train_weighted_sft(
             # 4. one optimiser step
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            dp.reduce_gradients(params, share)
             if config.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
             opt.step()
@@ -237,8 +242,8 @@ def train_weighted_sft(
             if device.type == "cuda":
                 torch.cuda.synchronize()
             step_seconds += time.perf_counter() - t_step
-            tokens += int(pairs.lens[idx].sum())
-            window.append(loss.item())
+            tokens += batch_tokens
+            window.append(dp.combine(loss.item(), share))
             elapsed = time.perf_counter() - t0
             if on_progress is not None:
                 per_step_s = elapsed / (step - start_step)

@@ -21,6 +21,7 @@ from pathlib import Path
 from numpy.typing import ArrayLike
 
 from training.lib.config import TrainConfig, TrainingError
+from training.lib.distributed import train_data_parallel
 from training.lib.grpo import RLReward, train_grpo
 from training.lib.inputs import train_inputs
 from training.lib.jobdir import TrainResult, claim_out_dir, finished_result, job_fingerprint
@@ -43,10 +44,19 @@ def train(
     should_cancel: Callable[[], bool] | None = None,
     rewards_for_rl: Sequence[RLReward] | None = None,
     base_logweights: Sequence[ArrayLike] | None = None,
+    processes: int = 1,
 ) -> TrainResult:
     """Train a LoRA adapter toward q* (see the module docstring). ``target_weights`` is q* per prompt (rows are
     renormalised), ``base_logweights`` log q0 per prompt (default: zeros, i.e. candidates sampled from the base),
-    used for the fidelity metric. ``rewards_for_rl`` is required for ``grpo``."""
+    used for the fidelity metric. ``rewards_for_rl`` is required for ``grpo``. ``processes`` > 1 trains the job
+    data-parallel over that many processes (``training.lib.distributed``), with the same folder and result."""
+    if processes > 1:
+        return train_data_parallel(
+            run=train, processes=processes, base_path=base_path, prompts=prompts, candidates=candidates,
+            target_weights=target_weights, prompt_weights=prompt_weights, config=config, out_dir=out_dir,
+            on_progress=on_progress, should_cancel=should_cancel, rewards_for_rl=rewards_for_rl,
+            base_logweights=base_logweights,
+        )
     out = Path(out_dir)
     inputs = train_inputs(prompts, candidates, target_weights, prompt_weights, base_logweights)
     out.mkdir(parents=True, exist_ok=True)

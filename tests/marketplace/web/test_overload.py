@@ -56,7 +56,7 @@ def test_the_api_answers_503_with_retry_after_when_the_pool_times_out(monkeypatc
         raise OVERLOADS["pool-timeout-wrapped"]
 
     _, plain = api_token_create(user=cast.bob, name="t")
-    monkeypatch.setattr(endpoints, "rounds_public", no_connection)
+    monkeypatch.setattr(endpoints, "rounds_public_listed", no_connection)
     response = Client().get("/api/rounds", headers={"Authorization": f"Bearer {plain}"})
     assert response.status_code == 503, response.content[:200]
     assert response["Retry-After"] and response.json()["error"]["code"] == "overloaded"
