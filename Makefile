@@ -58,7 +58,7 @@ worker: install
 # ruff; the layer contract (.importlinter, drawn in docs/architecture.md); mypy over the pure libraries, then with
 # django-stubs over the site's domain layers.
 SITE_TYPED := marketplace/core marketplace/accounts marketplace/groups marketplace/rounds marketplace/billing marketplace/deals \
-	marketplace/delivery \
+	marketplace/delivery marketplace/sponsored \
 	marketplace/orchestration training/services training/selectors.py training/models.py
 lint: install
 	$(PY) -m ruff check .

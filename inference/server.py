@@ -2,8 +2,9 @@
 
 Endpoints: ``GET /health``, ``GET /v1/models``, ``POST /v1/load_lora_adapter``, ``POST /v1/unload_lora_adapter``,
 ``POST /v1/completions`` (``stream`` as server-sent events; the extension ``exact_delivery``, see
-``inference.exact``). The model runs on the batcher's worker thread; this event loop only parses, submits slots and
-relays their events, so it stays responsive while a batch decodes.
+``inference.exact``), ``POST /v1/embeddings`` (the MiniLM encoder, see ``inference.embeddings``). The model runs on
+the batcher's worker thread; this event loop only parses, submits slots and relays their events, so it stays
+responsive while a batch decodes.
 
 Cancellation: a request's slots are cancelled in a ``finally`` whatever ends the handler: a client that
 disconnects mid-stream (the write fails), or one that goes away while waiting for a non-streamed answer (aiohttp's
@@ -25,6 +26,7 @@ import numpy as np
 from aiohttp import web
 
 from inference.batcher import Batcher, Event, Slot, TokenInfo
+from inference.embeddings import embed, embeddings_body, parse_embeddings
 from inference.engine import Engine
 from inference.exact import aggregate_reward, choose, exact_body, group_rewards
 from inference.protocol import (
@@ -274,6 +276,13 @@ async def _exact(
     return choices
 
 
+async def embeddings(request: web.Request) -> web.Response:
+    """The encoder runs on a thread of its own, never on the batcher's: embedding does not stall decoding."""
+    model, texts, fmt = parse_embeddings(await _body(request))
+    vectors = await asyncio.to_thread(embed, texts)
+    return _json(embeddings_body(model, vectors, texts, fmt))
+
+
 def _sse(data: Any) -> bytes:
     return f"data: {json.dumps(data)}\n\n".encode()
 
@@ -343,6 +352,7 @@ def build_app(engine: Engine, batcher: Batcher) -> web.Application:
     app.router.add_post("/v1/load_lora_adapter", load_lora)
     app.router.add_post("/v1/unload_lora_adapter", unload_lora)
     app.router.add_post("/v1/completions", completions)
+    app.router.add_post("/v1/embeddings", embeddings)
     return app
 
 

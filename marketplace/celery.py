@@ -57,12 +57,20 @@ def _configure(sender: Celery, **_: object) -> None:
             "schedule": float(settings.OUTBOX_RELAY_INTERVAL_S),
             "options": {"expires": float(settings.OUTBOX_RELAY_INTERVAL_S) * 2},
         },
+        # Click spend of finished days, charged per advertiser group (idempotent per group, day and currency).
+        "sponsored-billing-run": {
+            "task": tasknames.SPONSORED_BILLING_RUN,
+            "schedule": float(settings.SPONSORED_BILLING_INTERVAL_S),
+            "options": {"expires": float(settings.SPONSORED_BILLING_INTERVAL_S)},
+        },
     }
 
 
 app.autodiscover_tasks(["marketplace", "training"])
 # Billing tasks live in their own module beside the Stripe wrapper.
 app.autodiscover_tasks(["marketplace"], related_name="tasks_billing")
+# Sponsored answers keep their tasks in their own app.
+app.autodiscover_tasks(["marketplace.sponsored"])
 
 
 @worker_ready.connect

@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "marketplace.deals",
     "marketplace.outbox",
     "marketplace.verification",
+    "marketplace.sponsored",
     "axes",
     "ninja",  # so /api/docs serves Swagger UI from our static files instead of a CDN
 ]

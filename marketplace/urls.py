@@ -10,5 +10,6 @@ urlpatterns = [
     path("", include("marketplace.urls_billing")),
     path("", include("training.urls")),
     path("", include("marketplace.urls_delivery")),
+    path("", include("marketplace.sponsored.urls")),
     path("api/", include("marketplace.api.urls")),
 ]

@@ -18,8 +18,10 @@ JOBS_REAP = "training.tasks.jobs_reap_task"
 OUTBOX_RELAY = "marketplace.tasks.outbox_relay_task"
 BILLING_RELEASE_SWEEP = "marketplace.tasks_billing.billing_release_sweep_task"
 INVITATION_SEND = "marketplace.tasks.invitation_send_task"
+SPONSORED_BILLING_RUN = "marketplace.sponsored.tasks.sponsored_billing_run_task"
+SPONSORED_BILL_GROUP = "marketplace.sponsored.tasks.sponsored_bill_group_task"
 
 ALL = frozenset(
     {ROUND_SAMPLE, ROUND_SETTLE, ROUND_AFTER_JOB, ROUNDS_TICK, BILLING_CAPTURE_ROUND, BILLING_RELEASE_ROUND, JOB_RUN, JOBS_REAP,
-     OUTBOX_RELAY, BILLING_RELEASE_SWEEP, INVITATION_SEND}
+     OUTBOX_RELAY, BILLING_RELEASE_SWEEP, INVITATION_SEND, SPONSORED_BILLING_RUN, SPONSORED_BILL_GROUP}
 )

@@ -6,6 +6,7 @@ enabled: the same protocol). HTTP on loopback through httpx2, the HTTP client th
     POST /v1/load_lora_adapter {"lora_name", "lora_path"}     registers an adapter under the model id
     POST /v1/completions                                       OpenAI-shaped, incl. stream, n, seed, stop, logprobs,
                                                                and the "exact_delivery" extension
+    POST /v1/embeddings {"model", "input": [str, ...]}        OpenAI-shaped; the MiniLM sentence encoder (sponsored ads)
 
 An engine that cannot be reached, times out, or drops the connection becomes ``Unavailable`` (503 to the caller); an
 engine that answers 400 becomes ``EngineRejected`` with the engine's message (400 to the caller).
@@ -121,3 +122,23 @@ async def completion_stream(payload: dict[str, Any]) -> AsyncIterator[dict[str, 
         raise Unavailable(ENGINE_DOWN, code="engine_unavailable") from exc
     except ValueError as exc:
         raise Unavailable(ENGINE_DOWN, code="engine_unavailable") from exc
+
+
+def embeddings(*, model: str, texts: list[str]) -> list[list[float]]:
+    """One ``/v1/embeddings`` call: a vector per text, in order (the web process never loads the encoder itself)."""
+    if not texts:
+        return []
+    try:
+        with httpx2.Client(timeout=_timeout()) as client:
+            body = {"model": model, "input": list(texts), "encoding_format": "float"}
+            response = client.post(_url("/v1/embeddings"), json=body)
+            _raise_for(response)
+            rows = sorted(response.json()["data"], key=lambda row: int(row["index"]))
+            vectors = [[float(x) for x in row["embedding"]] for row in rows]
+    except httpx2.HTTPError as exc:
+        raise Unavailable(ENGINE_DOWN, code="engine_unavailable") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise Unavailable(ENGINE_DOWN, code="engine_unavailable") from exc
+    if len(vectors) != len(texts):
+        raise Unavailable(ENGINE_DOWN, code="engine_unavailable")
+    return vectors

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from functools import wraps
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
@@ -26,6 +27,8 @@ from marketplace.delivery import inference
 from marketplace.delivery.engine_client import ENGINE_DOWN
 from marketplace.delivery.selectors import models_usable
 from marketplace.openai_api.errors import ApiError, bad_param, error_response, from_app_error
+from marketplace.sponsored import mosaic as sponsored_mosaic
+from marketplace.sponsored import serving as sponsored
 from training.lib.corpus import format_prompt
 
 MAX_PROMPTS = 8
@@ -285,12 +288,43 @@ def _chat_id() -> str:
     return "chatcmpl-" + uuid.uuid4().hex[:24]
 
 
+def _labelled(request: HttpRequest, ads: list[sponsored.SponsoredAd]) -> tuple[str, list[dict[str, Any]]] | None:
+    """The answer's sponsored line (the first ad's) and the structured entries of all, or None without ads."""
+    if not ads:
+        return None
+    urls = [request.build_absolute_uri(ad.click_path) for ad in ads]
+    return ads[0].label(urls[0]), [ad.as_json(url) for ad, url in zip(ads, urls, strict=True)]
+
+
+def _sponsored(request: HttpRequest, target: inference.Target, question: str) -> tuple[str, list[dict[str, Any]]] | None:
+    """The segment auction's ad for this answer (marketplace.sponsored.serving)."""
+    ad = sponsored.ad_serve(model=target.model, query=question)
+    return _labelled(request, [ad] if ad else [])
+
+
+def _mosaic_checks(body: dict, target: inference.Target, gen: inference.Generation) -> None:
+    """MOSAIC chooses one answer among M finished ones: no streaming, one choice, no exact delivery on top."""
+    if body.get("stream"):
+        raise bad_param("stream", 'This deployment chooses its answer among finished ones (MOSAIC ads), so it cannot '
+                                  'stream; send "stream": false, or "ads": false where allowed.')
+    if gen.n != 1:
+        raise bad_param("n", "This deployment chooses one answer per request (MOSAIC ads); n must be 1.")
+    if target.exact:
+        raise bad_param("model", "Exact delivery and MOSAIC ads both choose the answer; use the model id without "
+                                 "':exact'.")
+
+
 @openai_endpoint("POST")
 def chat_completions(request: HttpRequest, user) -> HttpResponse:
     body = _body(request)
     target = _target(request, user, body)
     gen = _exact_gen(target, _generation(body, chat=True), body)
-    prompt = format_prompt(_question(body))
+    question = _question(body)
+    prompt = format_prompt(question)
+    # Sponsored answers: where the deployment opts in, unless the request sends "ads": false (docs/advertising.md).
+    ads = sponsored.ads_mode(model=target.model, ads=body.get("ads"))
+    if ads is not None and ads.mode == ads.Mode.MOSAIC:
+        _mosaic_checks(body, target, gen)
     requested = body["model"]
     chat_id, created = _chat_id(), int(time.time())
     if body.get("stream"):
@@ -298,8 +332,9 @@ def chat_completions(request: HttpRequest, user) -> HttpResponse:
 
         async def chunks() -> AsyncIterator[dict[str, Any]]:
             started: set[int] = set()
+            usage: dict[str, Any] | None = None
+            base = {"id": chat_id, "object": "chat.completion.chunk", "created": created, "model": requested}
             async for chunk in inference.stream_run(target=target, payload=payload):
-                base = {"id": chat_id, "object": "chat.completion.chunk", "created": created, "model": requested}
                 choices = []
                 for choice in chunk.get("choices") or []:
                     index = int(choice.get("index", 0))
@@ -312,20 +347,33 @@ def chat_completions(request: HttpRequest, user) -> HttpResponse:
                 if choices:
                     yield {**base, "choices": choices}
                 if chunk.get("usage"):
-                    yield {**base, "choices": [], "usage": chunk["usage"]}
+                    usage = chunk["usage"]
+            # The sponsored line comes after the answer's text, once the answer is complete.
+            line = await sync_to_async(_sponsored)(request, target, question) if ads else None
+            if line is not None:
+                yield {**base, "choices": [{"index": i, "delta": {"content": line[0]}, "finish_reason": None,
+                                            "logprobs": None} for i in sorted(started)], "sponsored": line[1]}
+            if usage is not None:
+                yield {**base, "choices": [], "usage": usage}
 
         return _stream_response(_sse(chunks()))
-    answer = inference.complete(target=target, prompt=prompt, gen=gen)
+    if ads is not None and ads.mode == ads.Mode.MOSAIC:
+        chosen = sponsored_mosaic.mosaic_answer(target=target, prompt=prompt, gen=gen, row=ads)
+        answer, line = chosen.body, _labelled(request, chosen.ads)
+    else:
+        answer = inference.complete(target=target, prompt=prompt, gen=gen)
+        line = _sponsored(request, target, question) if ads else None
     choices = []
     for choice in answer.get("choices") or []:
         out = {
             "index": choice.get("index", 0),
-            "message": {"role": "assistant", "content": choice.get("text") or ""},
+            "message": {"role": "assistant", "content": (choice.get("text") or "") + (line[0] if line else "")},
             "finish_reason": choice.get("finish_reason") or "stop",
             "logprobs": None,
         }
         if "exact_delivery" in choice:
             out["exact_delivery"] = choice["exact_delivery"]
         choices.append(out)
+    sponsored_field = {"sponsored": line[1]} if line else {}
     return JsonResponse({"id": chat_id, "object": "chat.completion", "created": created, "model": requested,
-                         "choices": choices, "usage": answer.get("usage")})
+                         "choices": choices, "usage": answer.get("usage"), **sponsored_field})
