@@ -31,7 +31,10 @@ def from_app_error(exc: AppError) -> ApiError:
     return ApiError(400, exc.message, param=exc.field, code=exc.code)
 
 
-def error_response(exc: ApiError, headers: dict[str, str] | None = None) -> JsonResponse:
-    body = {"error": {"message": exc.message, "type": TYPES.get(exc.status, "invalid_request_error"),
+def error_body(exc: ApiError) -> dict:
+    return {"error": {"message": exc.message, "type": TYPES.get(exc.status, "invalid_request_error"),
                       "param": exc.param, "code": exc.code}}
-    return JsonResponse(body, status=exc.status, headers=headers)
+
+
+def error_response(exc: ApiError, headers: dict[str, str] | None = None) -> JsonResponse:
+    return JsonResponse(error_body(exc), status=exc.status, headers=headers)

@@ -24,9 +24,8 @@ from django.views.decorators.csrf import csrf_exempt
 from marketplace.accounts.tokens import api_token_authenticate, hash_token
 from marketplace.core.errors import AppError
 from marketplace.delivery import inference
-from marketplace.delivery.engine_client import ENGINE_DOWN
 from marketplace.delivery.selectors import models_usable
-from marketplace.openai_api.errors import ApiError, bad_param, error_response, from_app_error
+from marketplace.openai_api.errors import ApiError, bad_param, error_body, error_response, from_app_error
 from marketplace.sponsored import mosaic as sponsored_mosaic
 from marketplace.sponsored import serving as sponsored
 from training.lib.corpus import format_prompt
@@ -203,11 +202,11 @@ def _sse(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
         try:
             async for chunk in chunks:
                 yield f"data: {json.dumps(chunk)}\n\n"
-        except AppError:
-            # The engine went away mid-stream: say so in OpenAI's shape, and meter nothing.
-            body = {"error": {"message": ENGINE_DOWN, "type": "service_unavailable", "param": None,
-                              "code": "engine_unavailable"}}
-            yield f"data: {json.dumps(body)}\n\n"
+        except AppError as exc:
+            # The status line went out with the first byte, so a refusal now is an error event in OpenAI's shape (the
+            # SDK raises on it), and nothing is metered: the engine refusing the request (a prompt over the context
+            # length) says why, the engine going away mid-stream says that.
+            yield f"data: {json.dumps(error_body(from_app_error(exc)))}\n\n"
             return
         yield "data: [DONE]\n\n"
 

@@ -261,3 +261,19 @@ def test_the_playground_shows_base_adapter_and_exact_delivery_side_by_side_and_k
     client.post(url, {"prompt": "Does it last?"})
     assert client.get(url).context["history"] == ["Does it last?", "Is the kettle any good?"]
     assert not UsageDaily.objects.exists()  # the playground is not metered
+
+
+@needs_engine
+def test_a_streamed_request_the_engine_refuses_ends_on_the_engines_reason_and_meters_nothing(live_server, served):
+    """max_tokens within the site's limit but past the tiny model's 128-token context: the engine refuses. Streamed,
+    the status line is already sent, so the refusal is an error event; it must say why, not that the engine is down."""
+    client = sdk(live_server, served["token"])
+    mid = served["model"].model_id
+    with pytest.raises(openai.BadRequestError) as plain:
+        client.completions.create(model=mid, prompt=PROMPT, max_tokens=200)
+    with pytest.raises(openai.APIError) as streamed:
+        for _ in client.completions.create(model=mid, prompt=PROMPT, max_tokens=200, stream=True):
+            pass
+    assert "not reachable" not in streamed.value.message
+    assert streamed.value.body["code"] == plain.value.body["code"] != "engine_unavailable"
+    assert _usage_row(served["group"], served["model"]) == (0, 0, 0)
