@@ -5,7 +5,8 @@ normalised by its stored ``AffineNormaliser`` (the same map the auction used on 
 
 1. draws K drafts from the adapter (K slots of the batcher, each with its own generator),
 2. scores each draft's token path under the base model (peft's ``"__base__"`` rows) in one forward pass,
-3. scores each draft's text with every group's reward model and aggregates R here,
+3. scores each draft's text with every group's reward model and aggregates R (``training.lib.delivery``, the same
+   code the evaluation measures exact delivery with),
 4. resamples one draft with ``auctions.resampling.resample``: weights ∝ exp(R/λ) · pi0 / q, where q is the law the
    drafts were actually drawn from (the adapter at the request's temperature and top-p; at temperature 1 and
    top-p 1, q = pi_theta), so the weights are correct importance weights whatever the sampling parameters.
@@ -25,14 +26,10 @@ import numpy as np
 from auctions.mechanism import MechanismError
 from auctions.resampling import resample
 from inference.protocol import ExactSpec, ProtocolError
-from training.lib.rewards import AffineNormaliser, RewardModel, reward_model_from_dict
+from training.lib.delivery import GroupReward, aggregate_reward
+from training.lib.rewards import AffineNormaliser, reward_model_from_dict
 
-
-@dataclass(frozen=True)
-class GroupReward:
-    bid: float
-    model: RewardModel
-    normaliser: AffineNormaliser
+__all__ = ["Choice", "GroupReward", "aggregate_reward", "choose", "exact_body", "group_rewards"]
 
 
 @dataclass(frozen=True)
@@ -57,16 +54,6 @@ def group_rewards(spec: ExactSpec) -> list[GroupReward]:
             ) from None
         out.append(GroupReward(bid=g.bid, model=model, normaliser=AffineNormaliser(lo=g.lo, hi=g.hi)))
     return out
-
-
-def aggregate_reward(groups: Sequence[GroupReward], prompt: str, texts: Sequence[str]) -> np.ndarray:
-    """R = Σ_i bid_i · normalised r_i for each text (whitespace-stripped, as the round's candidates were)."""
-    responses = [t.strip() for t in texts]
-    prompts = [prompt] * len(responses)
-    total = np.zeros(len(responses), dtype=np.float64)
-    for g in groups:
-        total += g.bid * g.normaliser.apply(g.model.score(prompts, responses))
-    return total
 
 
 def choose(

@@ -79,8 +79,11 @@ def model_evaluation(*, model: FineTunedModel) -> dict[str, Any]:
     details = evaluation.details if evaluation is not None and isinstance(evaluation.details, dict) else {}
     exact = _exact_by_k(details.get("exact_round"))
     exact_heldout = _exact_by_k(details.get("exact_heldout"))
-    base_heldout = details.get("base_heldout_reward") if isinstance(details.get("base_heldout_reward"), dict) else {}
-    heldout = evaluation.heldout if evaluation is not None and isinstance(evaluation.heldout, dict) else {}
+    stored_base = details.get("base_heldout_reward")
+    base_heldout: dict[str, Any] = stored_base if isinstance(stored_base, dict) else {}
+    heldout: dict[str, Any] = (
+        evaluation.heldout if evaluation is not None and isinstance(evaluation.heldout, dict) else {}
+    )
     groups = []
     for g in model_groups(model=model):
         slug = g.group.slug

@@ -234,10 +234,14 @@ class DemoRunner:
     # --- the report ------------------------------------------------------------------------------------------
     def report(self, round) -> dict[str, Any]:
         from marketplace.models import AuctionOutcome, GroupOutcome, Payment
+        from training.lib.evaluation import exact_row
         from training.models import Evaluation
 
         outcome = AuctionOutcome.objects.get(round=round)
         evaluation = Evaluation.objects.filter(job__round=round).order_by("-created_at").first()
+        details = (evaluation.details or {}) if evaluation else {}
+        # Exact delivery (the adapter's answers resampled toward pi*) on fresh samples of the round's prompts, per K.
+        exact = {k: exact_row(details.get("exact_round") or [], k) or {} for k in EXACT_TABLE_KS}
         rows = []
         for go in GroupOutcome.objects.filter(outcome=outcome).select_related("group").order_by("-bid_cents"):
             captured = sum(Payment.objects.filter(round=round, group=go.group, status=Payment.Status.CAPTURED)
@@ -258,6 +262,9 @@ class DemoRunner:
                 "promised_reward": round_float(go.expected_reward),
                 "delivered_reward": round_float(go.delivered_reward_candidates),
                 "delivered_reward_fresh": round_float(go.delivered_reward),
+                # exact delivery at K = 64, fresh samples of the round's prompts, same 0-1 scale
+                "delivered_reward_exact": round_float(exact[64].get(go.group.slug)),
+                "delivered_reward_exact_k": {str(k): round_float(exact[k].get(go.group.slug)) for k in EXACT_TABLE_KS},
                 "auction_payment_cents": go.payment_cents,
                 "payment_cents": go.model_price_cents,
                 "charge_basis": go.charge_basis,
@@ -272,6 +279,10 @@ class DemoRunner:
             "tv_before": evaluation.tv_before if evaluation else None,
             "tv_after": evaluation.tv_after if evaluation else None,
             "kl_adapter_to_base_estimate": evaluation.kl_estimate if evaluation else None,
+            "exact_delivery": {
+                "draws_per_prompt": details.get("exact_draws"),
+                "ess": {str(r["k"]): round_float(r["ess"]) for r in details.get("exact_round") or []},
+            },
             "inputs_hash": outcome.inputs_hash,
         }
         (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -306,6 +317,37 @@ class DemoRunner:
         if summary["tv_before"] is not None:
             tv = f"; distance to the target (TV): {summary['tv_before']:.3f} before, {summary['tv_after']:.3f} after training"
         self.write(f"Welfare {summary['welfare']:.3f} $; the target's KL to the base model {summary['kl_to_base']:.3f} nats{tv}.")
+        self.print_delivery(summary)
+
+    def print_delivery(self, summary: dict[str, Any]) -> None:
+        """Delivered against promised on the groups' own 0-1 scales, fresh answers to the round's prompts."""
+        ks = [str(k) for k in EXACT_TABLE_KS]
+        head = f"{'group':<18}{'base':>7}{'promised':>10}{'adapter':>9}" + "".join(f"{'exact K=' + k:>12}" for k in ks)
+        self.write("")
+        self.write(head)
+        self.write("-" * len(head))
+
+        def cell(x: float | None, width: int) -> str:
+            return f"{x:>{width}.3f}" if x is not None else f"{'-':>{width}}"
+
+        for g in summary["groups"]:
+            exact = g.get("delivered_reward_exact_k") or {}
+            self.write(f"{g['id']:<18}{cell(g['base_reward_fresh'], 7)}{cell(g['promised_reward'], 10)}"
+                       f"{cell(g['delivered_reward_fresh'], 9)}" + "".join(cell(exact.get(k), 12) for k in ks))
+        self.write("-" * len(head))
+        ess = (summary.get("exact_delivery") or {}).get("ess") or {}
+        ess_text = ", ".join(f"K={k}: {ess[k]:.1f}" for k in ks if ess.get(k) is not None)
+        for line in (
+            "Average reward on each group's 0-1 scale (its reward model, normalised as in the auction), fresh answers",
+            "to the round's prompts: base = the untrained model, promised = the auction's target on the candidates,",
+            "adapter = the trained adapter alone, exact K = one of K adapter answers drawn with probability",
+            "proportional to exp(R/lambda) pi0/pi_theta (exact delivery, resampling toward the target).",
+            f"Effective sample size of the K draws: {ess_text or 'not measured'}.",
+        ):
+            self.write(line)
+
+
+EXACT_TABLE_KS = (4, 16, 64)
 
 
 def round_float(x: float | None) -> float | None:

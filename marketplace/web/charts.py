@@ -1,5 +1,6 @@
-"""Server-rendered SVG line charts for the economics pages: no script and no inline style (the site's CSP allows
-neither), only SVG presentation attributes, so a chart is plain markup in the page.
+"""Server-rendered SVG charts: line charts for the economics pages, grouped bar charts for what a model delivered. No
+script and no inline style (the site's CSP allows neither), only SVG presentation attributes, so a chart is plain
+markup in the page.
 """
 
 from __future__ import annotations
@@ -136,3 +137,126 @@ def render_svg(chart: Chart) -> SafeString:
         out.append(f'<text x="{LEFT + 30}" y="{ly}" font-size="12" fill="#111827">{escape(s.label)}</text>')
     out.append("</svg>")
     return mark_safe("".join(out))  # noqa: S308 - every label above is escaped; numbers are formatted floats
+
+
+# --- grouped bar charts (delivered against promised) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BarSeries:
+    """One bar per category; ``None`` where the value was not measured (no bar, and a dash in the legend's table)."""
+
+    label: str
+    values: list[float | None]
+    colour: str | None = None  # None: the palette by position; set it to keep a series' colour across charts
+
+
+@dataclass
+class BarChart:
+    title: str
+    y_label: str
+    categories: list[str]
+    series: list[BarSeries]
+    y_max: float | None = None  # a fixed top (1.0 for normalised rewards); None: from the data
+
+
+def render_bar_svg(chart: BarChart) -> SafeString:
+    """A grouped bar chart: one cluster per category, one bar per series, a legend below. Like ``render_svg``, only
+    presentation attributes (no style, no script); every bar carries ``data-series``, ``data-category`` and
+    ``data-value`` so tests and readers can check the numbers without parsing geometry."""
+    values = [v for s in chart.series for v in s.values if v is not None]
+    if not chart.categories or not chart.series or not values:
+        return mark_safe("")
+    y0 = min(0.0, min(values))
+    y1 = chart.y_max if chart.y_max is not None else max(values) * 1.05
+    if y1 <= y0:
+        y1 = y0 + 1.0
+    legend_rows = math.ceil(len(chart.series) / 3)
+    pw, ph = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    height = HEIGHT + 20 * legend_rows
+
+    def sy(y: float) -> float:
+        return TOP + ph - (y - y0) / (y1 - y0) * ph
+
+    title = escape(chart.title)
+    out = [
+        f'<svg class="chart" role="img" aria-label="{title}" viewBox="0 0 {WIDTH} {height}" width="100%" '
+        f'xmlns="http://www.w3.org/2000/svg"><title>{title}</title>'
+    ]
+    for t in _ticks(y0, y1):
+        y = sy(t)
+        out.append(f'<line x1="{LEFT}" x2="{LEFT + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e7eb"/>')
+        out.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end" fill="#374151">{_fmt(t)}</text>')
+    out.append(f'<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="none" stroke="#9ca3af"/>')
+    out.append(
+        f'<text x="14" y="{TOP + ph / 2:.1f}" font-size="12" text-anchor="middle" fill="#111827" '
+        f'transform="rotate(-90 14 {TOP + ph / 2:.1f})">{escape(chart.y_label)}</text>'
+    )
+    cluster = pw / len(chart.categories)
+    bar = cluster * 0.8 / len(chart.series)
+    for c, name in enumerate(chart.categories):
+        x_c = LEFT + c * cluster + cluster * 0.1
+        for i, s in enumerate(chart.series):
+            v = s.values[c] if c < len(s.values) else None
+            if v is None:
+                continue
+            top, bottom = sy(max(v, 0.0)), sy(min(v, 0.0))
+            out.append(
+                f'<rect x="{x_c + i * bar:.1f}" y="{top:.1f}" width="{max(bar - 1, 1):.1f}" '
+                f'height="{max(bottom - top, 0.5):.1f}" fill="{s.colour or PALETTE[i % len(PALETTE)]}" '
+                f'data-series="{escape(s.label)}" data-category="{escape(name)}" data-value="{v:.4f}">'
+                f"<title>{escape(name)}, {escape(s.label)}: {v:.3f}</title></rect>"
+            )
+        out.append(
+            f'<text x="{x_c + cluster * 0.4:.1f}" y="{TOP + ph + 16}" font-size="12" text-anchor="middle" '
+            f'fill="#111827">{escape(name)}</text>'
+        )
+    for i, s in enumerate(chart.series):
+        col, row = i % 3, i // 3
+        lx, ly = LEFT + col * (pw / 3), HEIGHT + 20 * row - 8
+        colour = s.colour or PALETTE[i % len(PALETTE)]
+        out.append(f'<rect x="{lx:.1f}" y="{ly - 10:.1f}" width="14" height="10" fill="{colour}"/>')
+        out.append(f'<text x="{lx + 20:.1f}" y="{ly:.1f}" font-size="12" fill="#111827">{escape(s.label)}</text>')
+    out.append("</svg>")
+    return mark_safe("".join(out))  # noqa: S308 - every label above is escaped; numbers are formatted floats
+
+
+def delivery_charts(evaluation: dict) -> dict[str, SafeString]:
+    """The two bar charts of what a model delivered, from ``delivery.selectors.model_evaluation``: per group, on fresh
+    answers to the round's prompts (base, promised, the adapter alone, exact delivery at each K) and to held-out
+    prompts (base, the adapter, exact delivery; the auction promised nothing there)."""
+    groups = evaluation.get("groups") or []
+    ks = evaluation.get("exact_ks") or []
+    names = [str(g.get("name") or g.get("group")) for g in groups]
+
+    def exact(rows: list[dict], k: int) -> list[float | None]:
+        return [(r.get("exact") or {}).get(str(k)) for r in rows]
+
+    # One colour per measure in both charts (the held-out chart has no "promised").
+    base_c, promised_c, adapter_c, *exact_c = PALETTE
+
+    held = [g.get("heldout") or {} for g in groups]
+    round_chart = BarChart(
+        title="Delivered against promised: the round's prompts",
+        y_label="reward (0-1, each group's scale)",
+        categories=names,
+        series=[
+            BarSeries("base model", [g.get("base") for g in groups], base_c),
+            BarSeries("promised", [g.get("promised") for g in groups], promised_c),
+            BarSeries("adapter alone", [g.get("delivered") for g in groups], adapter_c),
+            *[BarSeries(f"exact K={k}", exact(groups, k), exact_c[i % len(exact_c)]) for i, k in enumerate(ks)],
+        ],
+        y_max=1.0,
+    )
+    heldout_chart = BarChart(
+        title="Held-out prompts (not in the round)",
+        y_label="reward (0-1, each group's scale)",
+        categories=names,
+        series=[
+            BarSeries("base model", [h.get("base") for h in held], base_c),
+            BarSeries("adapter alone", [h.get("delivered") for h in held], adapter_c),
+            *[BarSeries(f"exact K={k}", exact(held, k), exact_c[i % len(exact_c)]) for i, k in enumerate(ks)],
+        ],
+        y_max=1.0,
+    )
+    return {"round": render_bar_svg(round_chart), "heldout": render_bar_svg(heldout_chart)}

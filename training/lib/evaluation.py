@@ -5,6 +5,13 @@
 group's reward model, normalised with the *same* affine map fitted on the candidates) against the promise
 E_{q*}[r_i] and the base's E_{q0}[r_i], and a Monte Carlo KL(adapter || base) on the fresh samples.
 
+With ``bids`` and ``kl_weight`` (the auction's), it also measures exact delivery (``training.lib.delivery``): N fresh
+adapter draws per prompt (``exact_draws``, default 64), once on the round's prompts and once on held-out prompts, give
+each group's expected reward of the answer resampled toward pi* from K draws, for each K in ``exact_ks`` (K = 1 is the
+adapter alone on the same draws), with the mean effective sample size. Scores are scored as in the auction: each
+group's normalised reward, R = Σ_i bid_i r̂_i, weights exp(R/λ) · pi0/pi_theta on the sequence log-probabilities
+(response + eos, the convention of ``training.lib.sampling``; a draw cut by ``max_new_tokens`` counts as ending there).
+
 Numpy at import; torch/transformers/peft only inside ``evaluate`` (through ``adapters`` and ``sampling``).
 """
 
@@ -18,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from training.lib.adapters import load_adapter
+from training.lib.delivery import exact_delivery_at
 from training.lib.metrics import expected, implied_weights, total_variation
 from training.lib.rewards import AffineNormaliser, RewardModel
 from training.lib.sampling import generate_texts, sequence_logprobs
@@ -54,6 +62,25 @@ class Evaluation:
     # Per prompt, the adapter's implied unnormalised log-weights over the candidates, log q0 + log pi_theta - log pi0:
     # what billing's delivery guarantee measures D with (auctions.guarantee).
     log_q_theta: list[list[float]] = field(default_factory=list)
+    # Exact delivery (empty without bids): one row per K, {"k", "reward": {group: normalised}, "ess", "subsets"}, on
+    # ``exact_draws`` fresh adapter draws per prompt of the round's prompts / of the held-out prompts.
+    exact_round: list[dict[str, Any]] = field(default_factory=list)
+    exact_heldout: list[dict[str, Any]] = field(default_factory=list)
+    exact_draws: int = 0
+    exact_kl_weight: float | None = None
+    exact_bids: dict[str, float] = field(default_factory=dict)
+
+
+EXACT_KS = (1, 4, 16, 64)
+EXACT_DRAWS = 64
+
+
+def exact_row(evaluation_rows: Sequence[Mapping[str, Any]], k: int) -> dict[str, float] | None:
+    """The per-group rewards at ``k`` from ``exact_round`` / ``exact_heldout`` (also as stored JSON), or None."""
+    for row in evaluation_rows:
+        if int(row.get("k", 0)) == k:
+            return {str(g): float(v) for g, v in dict(row.get("reward") or {}).items()}
+    return None
 
 
 def evaluate(
@@ -73,11 +100,17 @@ def evaluate(
     batch_size: int = 64,
     device: str = "cpu",
     keep_samples: int = 12,
+    bids: Mapping[str, float] | None = None,
+    kl_weight: float | None = None,
+    exact_ks: Sequence[int] = EXACT_KS,
+    exact_draws: int = EXACT_DRAWS,
 ) -> Evaluation:
     """Evaluate an adapter against the round it was trained for.
 
     ``q0`` and ``q_star`` are per-prompt probabilities over the candidates (rows are renormalised); ``groups`` maps a
-    group name to its ``GroupScorer`` (reward model + normaliser fitted on these candidates).
+    group name to its ``GroupScorer`` (reward model + normaliser fitted on these candidates). ``bids`` (per group, in
+    the currency of ``kl_weight``) and ``kl_weight`` switch on the exact-delivery measurement (module docstring); a
+    group without a bid counts with bid 0 in R.
     """
     q0p = [np.asarray(r, dtype=np.float64) / np.sum(r) for r in q0]
     qsp = [np.asarray(r, dtype=np.float64) / np.sum(r) for r in q_star]
@@ -136,11 +169,45 @@ def evaluate(
         mu = np.full(len(ps), 1.0 / len(ps)) if weights is None else np.asarray(weights) / np.sum(weights)
         return float(mu @ d)
 
+    def exact(ps: Sequence[str], s: int, weights: Sequence[float] | None) -> list[dict[str, Any]]:
+        """Exact delivery at each K from ``exact_draws`` adapter draws per prompt (module docstring)."""
+        assert bids is not None and kl_weight is not None
+        names = list(groups)
+        texts, _ = generate_texts(
+            model, tokenizer, list(ps), exact_draws, seed=s, max_new_tokens=max_new_tokens, batch_size=batch_size
+        )
+        fp = [p for p in ps for _ in range(exact_draws)]
+        lt = sequence_logprobs(model, tokenizer, fp, texts, batch_size).reshape(len(ps), exact_draws)
+        with model.disable_adapter():
+            lb = sequence_logprobs(model, tokenizer, fp, texts, batch_size).reshape(len(ps), exact_draws)
+        sc = np.stack([groups[g].normalised(fp, texts).reshape(len(ps), exact_draws) for g in names], axis=1)
+        b = [float(bids.get(g, 0.0)) for g in names]
+        mu = np.full(len(ps), 1.0 / len(ps)) if weights is None else np.asarray(weights) / np.sum(weights)
+        out = []
+        for k in exact_ks:
+            per = [
+                exact_delivery_at(k=k, log_pi_theta=lt[i], log_pi0=lb[i], scores=sc[i], bids=b, kl_weight=kl_weight)
+                for i in range(len(ps))
+            ]
+            rewards = mu @ np.stack([e.rewards for e in per])
+            out.append(
+                {
+                    "k": int(k),
+                    "reward": {g: float(r) for g, r in zip(names, rewards, strict=True)},
+                    "ess": float(mu @ np.array([e.ess for e in per])),
+                    "subsets": int(per[0].subsets) if per else 0,
+                }
+            )
+        return out
+
     ap, at = fresh(prompts, True, seed)
     bp, bt = fresh(prompts, False, seed + 1)
     hp, ht = fresh(heldout_prompts, True, seed + 2)
     hbp, hbt = fresh(heldout_prompts, False, seed + 3)
     step = max(1, len(at) // max(1, keep_samples))
+    measured = bids is not None and kl_weight is not None
+    exact_round = exact(prompts, seed + 4, prompt_weights) if measured else []
+    exact_heldout = exact(heldout_prompts, seed + 5, None) if measured and heldout_prompts else []
     return Evaluation(
         tv_before=tv_before,
         tv_after=tv_after,
@@ -156,4 +223,9 @@ def evaluate(
         n_samples=n_samples,
         seed=seed,
         samples=[{"prompt": ap[i], "response": at[i]} for i in range(0, len(at), step)][:keep_samples],
+        exact_round=exact_round,
+        exact_heldout=exact_heldout,
+        exact_draws=exact_draws if measured else 0,
+        exact_kl_weight=float(kl_weight) if measured and kl_weight is not None else None,
+        exact_bids={g: float(bids.get(g, 0.0)) for g in groups} if measured and bids is not None else {},
     )

@@ -17,7 +17,9 @@ from training.services.rewards import reward_model_restore
 
 
 def job_evaluate(*, job: TrainingJob, n_samples: int = 8) -> Evaluation:
-    """Measure what the adapter delivered: fidelity to q*, each group's delivered vs promised reward, KL to base.
+    """Measure what the adapter delivered: fidelity to q*, each group's delivered vs promised reward, KL to base, and
+    exact delivery at K = 1, 4, 16, 64 on the round's and held-out prompts (``details["exact_round"]`` /
+    ``details["exact_heldout"]``, see ``training.lib.evaluation``).
 
     Idempotent: the evaluation is stored once per job.
     """
@@ -38,6 +40,8 @@ def job_evaluate(*, job: TrainingJob, n_samples: int = 8) -> Evaluation:
     for rm in RewardModel.objects.filter(round=round).select_related("group"):
         scorers[rm.group.slug] = GroupScorer(reward_model_restore(reward_model=rm), AffineNormaliser(lo=rm.norm_min, hi=rm.norm_max))
     weights = round.prompt_weights or [1.0] * len(round.prompts)
+    # Exact delivery is measured with the auction's own bids (currency units, as in its instance) and lambda.
+    bids = {str(g["id"]): float(g["bid"]) for g in (outcome.instance or {}).get("groups", [])}
     result = evaluate(
         base_path=base_path_for(round.base_model),
         adapter_dir=Path(job.adapter_dir),
@@ -51,6 +55,8 @@ def job_evaluate(*, job: TrainingJob, n_samples: int = 8) -> Evaluation:
         device=settings.TRAINING_DEVICE,
         n_samples=n_samples,
         seed=round.seed,
+        bids=bids,
+        kl_weight=float(round.kl_weight),
     )
     evaluation, _ = Evaluation.objects.get_or_create(
         job=job,
