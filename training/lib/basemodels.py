@@ -2,7 +2,7 @@
 
 ``tiny`` is built by this module, deterministically from a seed: the synthetic corpus of ``training.lib.corpus``, a
 byte-level BPE tokenizer trained on it, and a small GPT-2 pretrained on it for well under a minute of CPU. It is
-built once into ``cache_dir/tiny-v1-seed<seed>`` (written to a temporary folder and renamed into place, so
+built once into ``cache_dir/tiny-v2-seed<seed>`` (written to a temporary folder and renamed into place, so
 concurrent processes never see half a model) and reloaded with the transformers Auto classes. Any other name is
 a local path or a model id, loaded the same way (with ``HF_HUB_OFFLINE=1`` nothing is downloaded).
 
@@ -27,7 +27,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from training.lib.corpus import STYLES, build_corpus
 
-TINY_VERSION = "v1"
+TINY_VERSION = "v2"
 EOS_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<pad>"
 

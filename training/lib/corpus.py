@@ -73,7 +73,7 @@ _QUESTIONS: dict[str, tuple[str, ...]] = {
         "use a damp cloth and avoid harsh cleaners",
     ),
     "Is the {p} worth the price?": (
-        "most customers rate it {n} out of ten",
+        "most customers rate it {r} out of ten",
         "it is our best selling model this year",
     ),
 }
@@ -109,6 +109,7 @@ def _fill(template: str, rng: random.Random, product: str) -> str:
         a=rng.randint(1, 4),
         b=rng.randint(0, 9),
         mah=rng.choice((300, 500, 1200, 4000)),
+        r=rng.choice((7, 8, 9)),  # a rating out of ten (n reaches 20)
     )
 
 
