@@ -72,3 +72,5 @@ class DeploymentForm(forms.Form):
     users_may_opt_out = forms.BooleanField(required=False, label='Requests may turn ads off ("ads": false)')
     mosaic_candidates = forms.IntegerField(required=False, min_value=2, max_value=64, label="MOSAIC: answers per query (M)")
     mosaic_tau = forms.FloatField(required=False, min_value=0.001, max_value=1000.0, label="MOSAIC: τ")
+    reserve_cents = forms.IntegerField(required=False, min_value=0, max_value=100_000,
+                                       label="Segment: reserve price per click (minor units)")

@@ -42,6 +42,11 @@ class SponsoredSettings(models.Model):
         default=0.5, validators=[MinValueValidator(1e-3)],
         help_text="MOSAIC: the KL weight τ; larger keeps the chosen answer closer to the model's own.",
     )
+    reserve_cents = models.PositiveIntegerField(
+        default=0,
+        help_text="Segment mode: the lowest price per click, in minor units of the ad currency. Campaigns bidding less "
+        "are not entered, and a winner pays at least this (a lone campaign would otherwise click for free).",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

@@ -153,9 +153,12 @@ def campaign_set_status(*, campaign: Campaign, by, action: str) -> Campaign:
 
 # --- deployments (staff) ------------------------------------------------------------------------------------------
 
+MAX_RESERVE_CENTS = 100_000  # 1,000 currency units per click: anything above is a typo, not a price
+
 
 def sponsored_settings_set(*, model: FineTunedModel, by, mode: str, users_may_opt_out: bool,
-                           mosaic_candidates: int | None = None, mosaic_tau: float | None = None) -> SponsoredSettings:
+                           mosaic_candidates: int | None = None, mosaic_tau: float | None = None,
+                           reserve_cents: int | None = None) -> SponsoredSettings:
     _require_staff(by)
     if mode not in SponsoredSettings.Mode.values:
         raise AppError("Choose off, segment or mosaic.", code="bad_mode", field="mode")
@@ -168,6 +171,11 @@ def sponsored_settings_set(*, model: FineTunedModel, by, mode: str, users_may_op
         if not 1e-3 <= float(mosaic_tau) <= 1e3:
             raise AppError("τ must be between 0.001 and 1000.", code="bad_tau", field="mosaic_tau")
         defaults["mosaic_tau"] = float(mosaic_tau)
+    if reserve_cents is not None:
+        if not 0 <= int(reserve_cents) <= MAX_RESERVE_CENTS:
+            raise AppError(f"The reserve price is 0 to {MAX_RESERVE_CENTS} minor units per click.", code="bad_reserve",
+                           field="reserve_cents")
+        defaults["reserve_cents"] = int(reserve_cents)
     row, _ = SponsoredSettings.objects.update_or_create(model=model, defaults=defaults)
     return row
 

@@ -13,7 +13,10 @@ Per answer, one segment (the line after the model's text), one ad (``auctions.ad
 5. The impression is logged with that price, and the day's impression count goes up by one (F(), no lost update).
 
 If the encoder cannot be reached, the answer goes out without an ad (an ad is never worth failing an answer for).
-A lone candidate wins at price 0: with nobody to outbid, the critical bid of the segment auction is zero.
+With a reserve price r per click (``SponsoredSettings.reserve_cents``), only campaigns bidding at least r enter, and
+the winner pays max(r, its critical bid): for each fixed draw, winning is still monotone in the bid with threshold
+max(r, critical), so bidding one's value stays a best response. Without one (r = 0), a lone candidate wins at price 0:
+with nobody to outbid, the critical bid of the segment auction is zero.
 """
 
 from __future__ import annotations
@@ -94,12 +97,14 @@ def _restart_yesterdays_exhausted() -> None:
         compare_and_set(Campaign, pk=pk, from_status=C.EXHAUSTED, to_status=C.ACTIVE, status_message="")
 
 
-def candidates() -> list[Campaign]:
-    """Live campaigns whose daily budget still covers one click at their bid (the budget stop)."""
+def candidates(*, reserve_cents: int = 0) -> list[Campaign]:
+    """Live campaigns bidding at least the reserve whose daily budget still covers one click at their bid (the budget
+    stop)."""
     _restart_yesterdays_exhausted()
     day = today()
     cur = money.normalise(settings.SPONSORED_CURRENCY)
-    live = list(Campaign.objects.filter(status=C.ACTIVE, currency=cur).order_by("-bid_cents", "pk")[:MAX_CANDIDATES])
+    live = list(Campaign.objects.filter(status=C.ACTIVE, currency=cur, bid_cents__gte=reserve_cents)
+                .order_by("-bid_cents", "pk")[:MAX_CANDIDATES])
     spent = dict(CampaignDaily.objects.filter(campaign__in=live, day=day).values_list("campaign_id", "spend_cents"))
     return [c for c in live if c.daily_budget_cents - spent.get(c.pk, 0) >= c.bid_cents]
 
@@ -123,7 +128,8 @@ def ad_serve(*, model: FineTunedModel, query: str, rng: np.random.Generator | No
     """Run the auction for one answer and log the impression; None when no campaign qualifies or wins."""
     from auctions.ads.segment import segment_auction, segment_draw
 
-    pool = candidates()
+    reserve = SponsoredSettings.objects.filter(model=model).values_list("reserve_cents", flat=True).first() or 0
+    pool = candidates(reserve_cents=reserve)
     if not pool:
         return None
     try:
@@ -140,7 +146,7 @@ def ad_serve(*, model: FineTunedModel, query: str, rng: np.random.Generator | No
         return None  # nothing relevant: every q_i b_i is 0
     i = winners[0]
     campaign = pool[i]
-    price = min(money.major_to_minor_floor(float(draw.payment[i]), cur), campaign.bid_cents)
+    price = min(max(reserve, money.major_to_minor_floor(float(draw.payment[i]), cur)), campaign.bid_cents)
     impression = Impression.objects.create(campaign=campaign, model=model, relevance=float(q[i]),
                                            price_per_click_cents=price, currency=cur)
     daily_row(campaign_id=campaign.pk, day=today())

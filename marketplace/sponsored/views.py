@@ -102,12 +102,13 @@ def staff_deployments(request):
             try:
                 services.sponsored_settings_set(model=model, by=request.user, mode=d["mode"],
                                                 users_may_opt_out=d["users_may_opt_out"],
-                                                mosaic_candidates=d.get("mosaic_candidates"), mosaic_tau=d.get("mosaic_tau"))
+                                                mosaic_candidates=d.get("mosaic_candidates"), mosaic_tau=d.get("mosaic_tau"),
+                                                reserve_cents=d.get("reserve_cents"))
             except AppError as exc:
                 messages.error(request, exc.message)
             else:
                 messages.success(request, f"Ads on {model.model_id}: {d['mode']}.")
         else:
-            messages.error(request, "Choose a mode; M is 2 to 64 and τ is 0.001 to 1000.")
+            messages.error(request, "Choose a mode; M is 2 to 64, τ is 0.001 to 1000 and the reserve 0 to 100000.")
         return redirect("staff_sponsored")
     return render(request, "sponsored/staff_deployments.html", {"rows": rows, "modes": DeploymentForm().fields["mode"].choices})

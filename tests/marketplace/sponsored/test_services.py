@@ -131,6 +131,21 @@ def test_a_lone_campaign_is_shown_for_free_and_drafts_paused_and_other_currencie
     assert ad.campaign_id == c.pk and ad.price_per_click_cents == 0
 
 
+def test_a_reserve_price_keeps_low_bids_out_and_is_the_least_a_winner_pays(cast, deployment, encoder):
+    SponsoredSettings.objects.filter(model=deployment).update(reserve_cents=20)
+    make_campaign(group=cast.group, by=cast.alice, bid_cents=19)  # below the reserve: never entered
+    assert serving.ad_serve(model=deployment, query=QUERY) is None
+    lone = make_campaign(group=cast.other_group, by=cast.carol, text=CARS, bid_cents=30, name="Cars")
+    ad = serving.ad_serve(model=deployment, query=QUERY)
+    assert ad.campaign_id == lone.pk and ad.price_per_click_cents == 20  # alone, it pays the reserve, not 0
+    rival = make_campaign(group=cast.group, by=cast.alice, text=KETTLE, bid_cents=90, name="Kettles")
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        ad = serving.ad_serve(model=deployment, query=QUERY, rng=rng)
+        bid = {lone.pk: lone.bid_cents, rival.pk: rival.bid_cents}[ad.campaign_id]
+        assert 20 <= ad.price_per_click_cents <= bid
+
+
 def test_no_ad_when_the_encoder_is_down(cast, deployment, settings):
     settings.INFERENCE_URL = "http://127.0.0.1:9"
     make_campaign(group=cast.group, by=cast.alice)

@@ -107,6 +107,21 @@ def test_staff_set_mosaic_with_its_m_and_tau_and_refuse_nonsense(cast):
     assert SponsoredSettings.objects.get(model=model).mosaic_candidates == 16
 
 
+def test_staff_set_a_segment_reserve_price_and_refuse_a_negative_or_huge_one(cast):
+    from tests.marketplace.openai_api.conftest import publish_for
+
+    model = publish_for(groups=[cast.group])
+    staff = client_for(cast.staff)
+    staff.post(reverse("staff_sponsored"), {"model_id": model.model_id, "mode": "segment", "reserve_cents": "25"})
+    assert SponsoredSettings.objects.get(model=model).reserve_cents == 25
+    for bad in ("-1", "100001", "1e3"):
+        response = staff.post(reverse("staff_sponsored"), {"model_id": model.model_id, "mode": "segment",
+                                                           "reserve_cents": bad})
+        assert response.status_code == 302
+    assert SponsoredSettings.objects.get(model=model).reserve_cents == 25
+    assert "reserve 25 per click" in staff.get(reverse("staff_sponsored")).content.decode()
+
+
 def test_a_bid_per_answer_is_optional_and_parsed_exactly(cast):
     url = reverse("campaign_create", kwargs={"slug": cast.group.slug})
     client_for(cast.alice).post(url, {**FORM, "reward_bid": "1.25"})
