@@ -8,7 +8,13 @@ from datetime import date, datetime
 from ninja import Router, Schema
 
 from marketplace.api.schemas import ErrorOut
-from marketplace.delivery.selectors import model_evaluation, model_get_usable, models_usable, usage_for_group
+from marketplace.delivery.selectors import (
+    model_evaluation,
+    model_get_owned,
+    model_get_usable,
+    models_usable,
+    usage_for_group,
+)
 from marketplace.groups.selectors import group_for_member
 from marketplace.views.models import download_response
 
@@ -89,7 +95,7 @@ def get_model(request, model_id: str):
 
 @router.get("/models/{model_id}/download", response={**ERRORS}, tags=["models"], summary="Download the adapter or the merged weights (zip, streamed)")
 def download_model(request, model_id: str, format: str = "adapter"):
-    m = model_get_usable(user=request.auth, model_id=model_id)
+    m = model_get_owned(user=request.auth, model_id=model_id)
     return download_response(model=m, format=format)
 
 

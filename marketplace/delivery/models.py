@@ -14,12 +14,25 @@ EXACT_SUFFIX = ":exact"
 
 
 class FineTunedModelQuerySet(models.QuerySet["FineTunedModel"]):
-    def usable_by(self, user) -> FineTunedModelQuerySet:
-        """The one access rule: staff; members of the groups that bid in the round (its auction outcome's groups);
-        and any active user with a confirmed e-mail address when one of those groups lists the model for resale
-        (``ResaleListing.listed``), a resale buyer.
+    """The access rule, in two levels, here only.
 
-        Everyone else sees nothing, so a model they may not use looks exactly like a missing one."""
+    - ``owned_by``: staff and members of the groups that bid in the round (its auction outcome's groups), who paid
+      for the model: they may also download its weights and use the playground (unmetered).
+    - ``usable_by``: those, and any active user with a confirmed e-mail address when one of the bidding groups lists
+      the model for resale (``ResaleListing.listed``): a resale buyer, who calls it through ``/v1/`` only, metered and
+      priced by the listing. Giving a buyer the weights or the free playground would give away what every bidding
+      group paid for.
+
+    Everyone else sees nothing, so a model they may not use looks exactly like a missing one."""
+
+    def owned_by(self, user) -> FineTunedModelQuerySet:
+        if not getattr(user, "is_authenticated", False) or not user.is_active:
+            return self.none()
+        if user.is_staff:
+            return self.all()
+        return self.filter(round__outcome__groups__group__memberships__user=user).distinct()
+
+    def usable_by(self, user) -> FineTunedModelQuerySet:
         if not getattr(user, "is_authenticated", False) or not user.is_active:
             return self.none()
         if user.is_staff:

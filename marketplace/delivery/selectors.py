@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from marketplace.core.errors import NotFound
+from marketplace.core.errors import NotAllowed, NotFound
 from marketplace.delivery.models import EXACT_SUFFIX, FineTunedModel, ResaleListing, UsageDaily
 from marketplace.groups.models import Membership, PreferenceGroup
 from marketplace.rounds.outcomes import GroupOutcome
@@ -23,6 +23,23 @@ def model_get_usable(*, user, model_id: str) -> FineTunedModel:
     model = models_usable(user=user).filter(model_id=model_id).first()
     if model is None:
         raise NotFound(f"The model {model_id!r} does not exist or you do not have access to it.", code="model_not_found")
+    return model
+
+
+def model_is_owned(*, user, model: FineTunedModel) -> bool:
+    return FineTunedModel.objects.owned_by(user).filter(pk=model.pk).exists()
+
+
+def model_get_owned(*, user, model_id: str) -> FineTunedModel:
+    """The model if `user`'s group paid for it (or staff): downloads and the playground. A resale buyer is told why
+    (NotAllowed); anyone who may not use the model at all gets the same NotFound as for a missing one."""
+    model = model_get_usable(user=user, model_id=model_id)
+    if not model_is_owned(user=user, model=model):
+        raise NotAllowed(
+            "Resale buyers use this model through the API (/v1/); its downloads and playground are for the groups "
+            "that bought it.",
+            code="resale_api_only",
+        )
     return model
 
 

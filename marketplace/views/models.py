@@ -15,7 +15,14 @@ from markdown_it import MarkdownIt
 
 from marketplace.core.errors import AppError, NotFound
 from marketplace.delivery import inference
-from marketplace.delivery.selectors import model_evaluation, model_get_usable, models_usable, usage_for_group
+from marketplace.delivery.selectors import (
+    model_evaluation,
+    model_get_owned,
+    model_get_usable,
+    model_is_owned,
+    models_usable,
+    usage_for_group,
+)
 from marketplace.groups.models import Membership
 from marketplace.groups.selectors import group_for_member, membership_of
 from training.lib.corpus import format_prompt
@@ -42,11 +49,13 @@ def model_list(request):
 @login_required
 def model_detail(request, model_id: str):
     model = model_get_usable(user=request.user, model_id=model_id)
+    owned = model_is_owned(user=request.user, model=model)
     return render(
         request,
         "delivery/model_detail.html",
         {
             "model": model,
+            "owned": owned,  # False for a resale buyer: /v1/ only, no downloads, no playground
             "card_html": mark_safe(_md.render(model.card)),  # noqa: S308 - html disabled in the renderer
             "evaluation": model_evaluation(model=model),
             "downloads": _downloads(model),
@@ -57,7 +66,7 @@ def model_detail(request, model_id: str):
 
 @login_required
 def model_download(request, model_id: str, format: str):
-    model = model_get_usable(user=request.user, model_id=model_id)
+    model = model_get_owned(user=request.user, model_id=model_id)
     return download_response(model=model, format=format)
 
 
@@ -76,7 +85,7 @@ def download_response(*, model, format: str) -> FileResponse:
 
 @login_required
 def model_playground(request, model_id: str):
-    model = model_get_usable(user=request.user, model_id=model_id)
+    model = model_get_owned(user=request.user, model_id=model_id)
     history_key = f"playground:{model.model_id}"
     history = request.session.get(history_key, [])
     result, error, question = None, None, ""

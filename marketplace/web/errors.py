@@ -58,13 +58,18 @@ def app_error_json(exc: AppError) -> JsonResponse:
     return JsonResponse(app_error_body(exc), status=http_status(exc))
 
 
+# Refusals about the viewer's own standing, whose page says why and what to do (templates/errors/app_error.html): an
+# unconfirmed e-mail (with a link to the resend page), a resale buyer asking for what only the buying groups get.
+SAY_WHY = frozenset({"email_unverified", "resale_api_only"})
+
+
 def app_error_page(request: HttpRequest, exc: AppError) -> HttpResponse:
     status = http_status(exc)
     if status == 404:
         # The same page as any missing URL: an outsider cannot tell "not yours" from "does not exist".
         return defaults.page_not_found(request, exc)
-    if status == 403 and exc.code != "email_unverified":  # that one is the viewer's own account: say why, and link
-        return defaults.permission_denied(request, exc)     # the resend page (templates/errors/app_error.html)
+    if status == 403 and exc.code not in SAY_WHY:
+        return defaults.permission_denied(request, exc)
     return render(request, "errors/app_error.html", {"error": exc, "status": status}, status=status)
 
 

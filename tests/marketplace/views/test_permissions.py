@@ -437,3 +437,27 @@ def test_a_resale_buyer_sees_the_model_but_never_the_sellers_bids_shares_or_reve
     assert [m["id"] for m in api_get("/api/models").json()] == [model.model_id]
     assert api_get(f"/api/rounds/{model.round.slug}/groups/{world['group'].slug}/revenue").status_code == 404
     assert api_get(f"/api/groups/{world['group'].slug}/usage").status_code == 404
+
+
+def test_a_resale_buyer_calls_the_model_through_the_api_only_never_downloads_it_or_uses_the_free_playground(world):
+    """The weights and the unmetered playground are what every bidding group paid for; a buyer pays per token."""
+    from marketplace.delivery.services import resale_listing_set
+
+    cast, model = world["cast"], world["model"]
+    resale_listing_set(user=cast.alice, model=model, group=world["group"], listed=True, price_per_mtok_cents=250)
+    buyer = Client()
+    buyer.force_login(cast.dave)
+    page = buyer.get(reverse("model_detail", kwargs={"model_id": model.model_id})).content.decode()
+    assert "Use it through the API" in page and "Playground" not in page
+    for fmt in ("adapter", "merged"):
+        response = buyer.get(reverse("model_download", kwargs={"model_id": model.model_id, "format": fmt}))
+        assert response.status_code == 403 and b"through the API" in response.content
+    assert buyer.get(reverse("model_playground", kwargs={"model_id": model.model_id})).status_code == 403
+    token = api_token_create(user=cast.dave, name="buyer")[1]
+    response = Client().get(f"/api/models/{model.model_id}/download?format=merged",
+                            headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 403 and response.json()["error"]["code"] == "resale_api_only"
+    # A member of the bidding group still gets both.
+    member = Client()
+    member.force_login(cast.bob)
+    assert member.get(reverse("model_playground", kwargs={"model_id": model.model_id})).status_code == 200
