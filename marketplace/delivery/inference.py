@@ -117,6 +117,20 @@ def complete(*, target: Target, prompt: str | list[str], gen: Generation, base: 
         body = engine_client.completion(payload)
     if meter:
         _meter(target, *_usage_of(body))
+    return _sealed(body)
+
+
+# What a caller learns of exact delivery's choice. The drafts' weights and aggregate rewards are in the bids' money
+# units (R = sum of bid x normalised reward), so with a member's own reward model, or the weights and the downloaded
+# adapter, they would give away a group's bid: the site passes on only K, the effective sample size and the index.
+EXACT_PUBLIC = ("k", "ess", "index")
+
+
+def _sealed(body: dict[str, Any]) -> dict[str, Any]:
+    for choice in body.get("choices") or []:
+        exact = choice.get("exact_delivery")
+        if isinstance(exact, dict):
+            choice["exact_delivery"] = {key: exact[key] for key in EXACT_PUBLIC if key in exact}
     return body
 
 
