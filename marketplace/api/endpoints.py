@@ -22,9 +22,9 @@ from marketplace.api.schemas import (
 from marketplace.billing.bids import bid_place, bid_withdraw
 from marketplace.billing.selectors import receipt_for
 from marketplace.core.errors import AppError, NotAllowed, UnsupportedMedia
-from marketplace.delivery.models import FineTunedModel
+from marketplace.delivery.selectors import round_results_for
 from marketplace.groups.selectors import user_groups
-from marketplace.models import AuctionOutcome, GroupOutcome, Membership, PreferenceSubmission, Round
+from marketplace.models import PreferenceSubmission, Round
 from marketplace.rounds.preference_files import (
     RUBRIC_MAX_ABS_WEIGHT,
     RUBRIC_MAX_PHRASES,
@@ -398,29 +398,7 @@ def get_round_job(request, slug: str):
     summary="The round's results: the evaluation, the delivered model, and your groups' promised and delivered rewards",
 )
 def get_round_results(request, slug: str):
-    """Public figures for whoever may see the round; per-group rewards only for the caller's own groups (as the
-    reward model pages), the price only for their admins (as the receipt). Nobody's bid."""
-    round = round_get_public(slug=slug, user=request.auth)
-    progress = round_progress(round=round)
-    outcome = AuctionOutcome.objects.filter(round=round).first()
-    model = FineTunedModel.objects.filter(round=round).first() if round.status == Round.Status.DELIVERED else None
-    groups = []
-    for row in round_rows_for_member(user=request.auth, round=round):
-        go = GroupOutcome.objects.filter(outcome__round=round, group=row.group).first()
-        entry = {"group_slug": row.group.slug, "role": row.role, "in_outcome": go is not None}
-        if go is not None:
-            entry.update(promised_reward=go.expected_reward, delivered_reward=go.delivered_reward, base_reward=go.base_reward)
-            if row.role == Membership.Role.ADMIN:
-                entry.update(price_cents=go.payment_cents, currency=round.currency)
-        groups.append(entry)
-    return {
-        "round": round.slug,
-        "status": round.status,
-        "evaluation": progress["evaluation"],
-        "target_kl_to_base": outcome.kl_to_base if outcome else None,
-        "model_id": model.model_id if model else None,
-        "my_groups": groups,
-    }
+    return round_results_for(user=request.auth, round=round_get_public(slug=slug, user=request.auth))
 
 
 @router.get(
@@ -435,7 +413,7 @@ def get_receipt(request, slug: str, group_slug: str):
     body: dict = {"number": r.number, "round": r.round.slug, "currency": r.currency, "delivered": r.delivered,
                   "price_cents": r.price_cents, "payment": None}
     if o is not None:
-        body.update(charge_cents=o.charge_cents, fee_cents=o.fee_cents, charge_basis=o.charge_basis or None,
+        body.update(charge_cents=o.charge_cents, fee_cents=o.fee_cents,
                     promised_reward=o.expected_reward, delivered_reward=o.delivered_reward)
         # The pay-for-performance contract's outcome and payment, where a published one was applied at delivery.
         body["contract"] = None if o.contract_outcome is None else {
@@ -445,7 +423,9 @@ def get_receipt(request, slug: str, group_slug: str):
         if r.is_admin:
             body["payment"].update(held_cents=p.amount_held_cents, released_cents=r.released_cents, card=r.card or None)
     if r.is_admin and o is not None:
-        body.update(bid_cents=o.bid_cents, price_bound_cents=r.price_bound_cents,
+        # The basis with the charge and the rewards would give the bid away (the guarantee is bid x (D - C)).
+        body.update(bid_cents=o.bid_cents, price_bound_cents=r.price_bound_cents, charge_basis=o.charge_basis or None,
+                    guarantee_cents=o.guarantee_cents,
                     promised_value_cents=r.promised_value_cents, delivered_value_cents=r.delivered_value_cents)
     return body
 

@@ -10,8 +10,11 @@ from django.db.models import QuerySet
 from marketplace.core.errors import NotAllowed, NotFound
 from marketplace.delivery.models import EXACT_SUFFIX, FineTunedModel, ResaleListing, UsageDaily
 from marketplace.groups.models import Membership, PreferenceGroup
-from marketplace.rounds.outcomes import GroupOutcome
+from marketplace.rounds.models import Round
+from marketplace.rounds.outcomes import AuctionOutcome, GroupOutcome
+from marketplace.rounds.selectors import round_rows_for_member
 from training.models import RewardModel, TrainingJob
+from training.selectors import round_progress
 
 
 def models_usable(*, user) -> QuerySet[FineTunedModel]:
@@ -198,3 +201,30 @@ def exact_delivery_groups(*, model: FineTunedModel) -> list[dict[str, Any]]:
 
 def is_member_of_bidder(*, user, model: FineTunedModel) -> bool:
     return Membership.objects.filter(user=user, group__outcomes__outcome__round_id=model.round_id).exists()
+
+
+def round_results_for(*, user, round: Round) -> dict[str, Any]:
+    """A round's results for someone who may see the round (the caller checked that): the public figures (the
+    evaluation, the target's KL, the delivered model's id); per group rewards only for the caller's own groups (as the
+    reward model pages), and the price only for their admins (as the receipt). Nobody's bid."""
+    outcome = AuctionOutcome.objects.filter(round=round).first()
+    model = FineTunedModel.objects.filter(round=round).first() if round.status == Round.Status.DELIVERED else None
+    rows = round_rows_for_member(user=user, round=round)
+    outcomes = {go.group_id: go for go in GroupOutcome.objects.filter(outcome__round=round, group__in=[r.group for r in rows])}
+    groups = []
+    for row in rows:
+        go = outcomes.get(row.group.pk)
+        entry: dict[str, Any] = {"group_slug": row.group.slug, "role": row.role, "in_outcome": go is not None}
+        if go is not None:
+            entry.update(promised_reward=go.expected_reward, delivered_reward=go.delivered_reward, base_reward=go.base_reward)
+            if row.role == Membership.Role.ADMIN:
+                entry.update(price_cents=go.payment_cents, currency=round.currency)
+        groups.append(entry)
+    return {
+        "round": round.slug,
+        "status": round.status,
+        "evaluation": round_progress(round=round)["evaluation"],
+        "target_kl_to_base": outcome.kl_to_base if outcome else None,
+        "model_id": model.model_id if model else None,
+        "my_groups": groups,
+    }

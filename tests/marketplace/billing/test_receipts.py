@@ -168,3 +168,36 @@ def test_the_receipt_says_when_the_contract_set_the_charge(client, group_with_ca
     body = client.get(f"/api/rounds/{round.slug}/groups/{group_with_card.slug}/receipt",
                       headers={"Authorization": f"Bearer {token}"}).json()
     assert body["charge_basis"] == "contract" and body["contract"] == {"outcome": 1, "label": "good", "payment_cents": 900}
+
+
+def test_a_member_cannot_divide_the_charge_back_into_the_bid_through_the_guarantee(client, group_with_card, group_admin):
+    """Charged the delivery guarantee, bid x (D - C), with D and C on the receipt: the guarantee or the basis would
+    give a plain member the bid (charge / (D - C)). Admins see both; members see neither, on the page or in the API."""
+    from marketplace.accounts.tokens import api_token_create
+
+    round = make_round()
+    bid_place(user=group_admin, group=group_with_card, round=round, amount_cents=5_000)
+    outcome = AuctionOutcome.objects.create(
+        round=round, inputs_hash="0" * 64, instance={}, result={}, welfare=1.0, kl_to_base=0.1, revenue_cents=1_234
+    )
+    GroupOutcome.objects.create(
+        outcome=outcome, group=group_with_card, bid_cents=5_000, expected_reward=0.8, promised_value=40.0,
+        payment=12.34, payment_cents=1_234, utility=27.66, delivered_reward_candidates=0.55, without_reward=0.4,
+        guarantee_cents=750, charge_cents=750, charge_basis="delivery_guarantee",
+    )
+    Round.objects.filter(pk=round.pk).update(status=Round.Status.DELIVERED)
+    member = make_user()
+    group_with_card.memberships.create(user=member, role="member")
+    api = f"/api/rounds/{round.slug}/groups/{group_with_card.slug}/receipt"
+
+    client.force_login(group_admin)
+    assert "delivery guarantee" in client.get(receipt_url(round, group_with_card)).content.decode()
+    admin_body = client.get(api, headers={"Authorization": f"Bearer {api_token_create(user=group_admin, name='a')[1]}"}).json()
+    assert admin_body["charge_basis"] == "delivery_guarantee" and admin_body["guarantee_cents"] == 750
+
+    client.force_login(member)
+    html = client.get(receipt_url(round, group_with_card)).content.decode()
+    assert "$7.50" in html  # the charge itself
+    assert "delivery guarantee instead" not in html and "the delivery guarantee (" not in html
+    body = client.get(api, headers={"Authorization": f"Bearer {api_token_create(user=member, name='m')[1]}"}).json()
+    assert body["charge_cents"] == 750 and "charge_basis" not in body and "guarantee_cents" not in body
