@@ -43,6 +43,7 @@ class StatementOut(Schema):
     currency: str
     delta: float
     delta_agreed: bool
+    delta_proposed: float | None
     listing: ListingOut
     days: list[StatementDayOut]
     totals: dict[str, int]
@@ -64,6 +65,7 @@ def _statement_out(st: ResaleStatement) -> dict:
         "currency": st.currency,
         "delta": st.delta,
         "delta_agreed": st.delta_agreed,
+        "delta_proposed": st.delta_proposed,
         "listing": _listing_out(st),
         "days": [d.__dict__ for d in st.days],
         "totals": st.totals,

@@ -107,6 +107,7 @@ class ResaleStatement:
     listing: ResaleListing | None
     delta: float
     delta_agreed: bool  # False: no agreed share, settings.RESALE_PLATFORM_SHARE_DEFAULT applies
+    delta_proposed: float | None = None  # a group admin's share that the platform has not confirmed yet
     days: list[StatementDay] = field(default_factory=list)
 
     @property
@@ -123,9 +124,14 @@ class ResaleStatement:
 
 def resale_statement(*, round: Round, group: PreferenceGroup, days: int = 90) -> ResaleStatement:
     """The group's resale revenue per day (the latest ``days`` days with usage), split by its agreed share
-    (``RevenueShare.delta``) or, without one, the platform's default share (``deals.revenue`` rounds)."""
-    share = RevenueShare.objects.filter(round=round, group=group).first()
-    delta = share.delta if share is not None else float(settings.RESALE_PLATFORM_SHARE_DEFAULT)
+    (``RevenueShare.delta``) or, without one, the platform's default share (``deals.revenue`` rounds).
+
+    A share is agreed, and moves money, only when the platform's side recorded it (staff): a share a group admin
+    records is the group's proposal, shown as such, until staff record the same or another one. Otherwise one side
+    alone could set the other's cut (a group admin could write δ = 0)."""
+    share = RevenueShare.objects.filter(round=round, group=group).select_related("agreed_by").first()
+    agreed = share is not None and share.agreed_by is not None and share.agreed_by.is_staff
+    delta = share.delta if agreed and share is not None else float(settings.RESALE_PLATFORM_SHARE_DEFAULT)
     model = FineTunedModel.objects.filter(round=round).first()
     listing = ResaleListing.objects.filter(model=model, group=group).first() if model is not None else None
     rows: list[tuple[object, int, int, int]] = []
@@ -140,6 +146,7 @@ def resale_statement(*, round: Round, group: PreferenceGroup, days: int = 90) ->
             .annotate(day_tokens=Sum(F("prompt_tokens") + F("completion_tokens")), day_requests=Sum("requests"))
         ]
     return ResaleStatement(
-        round=round, group=group, model=model, listing=listing, delta=delta, delta_agreed=share is not None,
+        round=round, group=group, model=model, listing=listing, delta=delta, delta_agreed=agreed,
+        delta_proposed=share.delta if share is not None and not agreed else None,
         days=statement_days(rows, delta=delta),
     )

@@ -54,7 +54,7 @@ def test_the_receipt_says_the_contract_set_the_charge(new_page, site, cast, stri
 def test_a_group_admin_lists_the_model_and_reads_the_revenue_statement(new_page, site, cast, screenshot):
     model = publish_for(groups=[cast.group])
     RevenueShare.objects.create(round=model.round, group=cast.group, delta=0.25, inputs={"c0": 1, "c1": 2, "r": 1},
-                                agreed_by=cast.alice, agreed_at=timezone.now())
+                                agreed_by=cast.staff, agreed_at=timezone.now())
     admin = new_page()
     pages.log_in(admin, cast.alice.email)
     admin.goto(f"/rounds/{model.round.slug}/groups/{cast.group.slug}/revenue-share/")

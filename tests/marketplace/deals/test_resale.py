@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 
@@ -135,9 +136,20 @@ def test_a_price_change_starts_a_new_row_so_revenue_is_always_at_the_price_paid(
     assert (today.platform_cents, today.group_cents) == (75, 177)
 
 
+def test_a_share_only_a_group_admin_recorded_is_a_proposal_and_moves_no_money(cast, listed):
+    model, listing = listed
+    RevenueShare.objects.create(round=model.round, group=cast.group, delta=0.0, inputs={}, agreed_by=cast.alice,
+                                agreed_at=timezone.now())
+    resale_usage_record(listing=listing, buyer=cast.dave, prompt_tokens=2_000_000, completion_tokens=0)
+    statement = resale_statement(round=model.round, group=cast.group)
+    assert not statement.delta_agreed and statement.delta_proposed == 0.0
+    assert statement.delta == settings.RESALE_PLATFORM_SHARE_DEFAULT and statement.totals["platform_cents"] > 0
+
+
 def test_the_agreed_share_splits_the_revenue(cast, listed):
     model, listing = listed
-    RevenueShare.objects.create(round=model.round, group=cast.group, delta=0.2, inputs={}, agreed_at=timezone.now())
+    RevenueShare.objects.create(round=model.round, group=cast.group, delta=0.2, inputs={}, agreed_by=cast.staff,
+                                agreed_at=timezone.now())
     resale_usage_record(listing=listing, buyer=cast.dave, prompt_tokens=2_000_000, completion_tokens=0)
     yesterday = timezone.localdate() - timedelta(days=1)
     ResaleUsageDaily.objects.create(listing=listing, buyer=make_user(), day=yesterday, price_per_mtok_cents=250,
