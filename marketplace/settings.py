@@ -198,6 +198,11 @@ TRAINING_HEARTBEAT_STALE_S = env_int("TRAINING_HEARTBEAT_STALE_S", 120, minimum=
 TRAINING_DEFAULT_STEPS = env_int("TRAINING_DEFAULT_STEPS", 60, minimum=1)
 # Weight of the plain q*-weighted cross-entropy added to the candidate-normalised loss (see docs/training.md).
 TRAINING_SFT_WEIGHT = env_float("TRAINING_SFT_WEIGHT", 1.0, minimum=0.0)
+# weighted_sft's on-policy refinement (training.lib.sft, docs/training.md): steps on the adapter's own samples weighted
+# toward pi*, added after the TRAINING_DEFAULT_STEPS steps on the candidates; samples per prompt; pools drawn.
+TRAINING_REFINE_STEPS = env_int("TRAINING_REFINE_STEPS", 15, minimum=0)
+TRAINING_REFINE_SAMPLES = env_int("TRAINING_REFINE_SAMPLES", 16, minimum=1)
+TRAINING_REFINE_POOLS = env_int("TRAINING_REFINE_POOLS", 1, minimum=1)
 # Steps whose Celery message may have been lost are sent again by the scheduler after this long.
 ROUND_STEP_RESEND_AFTER_S = env_int("ROUND_STEP_RESEND_AFTER_S", 15 * 60, minimum=1)
 
@@ -220,6 +225,8 @@ SPONSORED_EMBEDDING_MODEL = env_str("SPONSORED_EMBEDDING_MODEL", "all-MiniLM-L6-
 SPONSORED_CURRENCY = env_str("SPONSORED_CURRENCY", "usd")
 SPONSORED_CLICK_TTL_S = env_int("SPONSORED_CLICK_TTL_S", 7 * 24 * 3600, minimum=60)
 SPONSORED_BILLING_INTERVAL_S = env_int("SPONSORED_BILLING_INTERVAL_S", 3600, minimum=60)
+# Click-fraud cap: clicks charged per API user (whose answer showed the ad), campaign and day; the rest are free.
+SPONSORED_MAX_BILLED_CLICKS_PER_USER_DAY = env_int("SPONSORED_MAX_BILLED_CLICKS_PER_USER_DAY", 3, minimum=1)
 
 # Stripe: defaults talk to localstripe on loopback; a real sk_test_ key with STRIPE_API_BASE unset talks to Stripe's test mode.
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY", "sk_test_localstripe")

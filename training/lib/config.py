@@ -41,7 +41,12 @@ class TrainConfig:
     loss: str = "candidate_normalised"  # weighted_sft only: or "plain" (see training.lib.sft)
     sft_weight: float = 0.0  # candidate_normalised only: weight of an added plain q*-weighted cross-entropy term
     num_generations: int = 4  # grpo only
-    max_new_tokens: int = 64  # grpo only
+    max_new_tokens: int = 64  # grpo, and the weighted_sft refinement's samples
+    # weighted_sft only: the last ``refine_steps`` of ``steps`` train on the adapter's own samples, weighted toward pi*
+    # (on-policy refinement, ``training.lib.sft``); it needs each group's reward model and bid (``rewards_for_rl``).
+    refine_steps: int = 0
+    refine_samples: int = 16  # samples per prompt in each refinement pool
+    refine_pools: int = 1  # fresh pools drawn over the refinement steps (the first at its start)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -54,6 +59,8 @@ class TrainConfig:
             "max_length",
             "num_generations",
             "max_new_tokens",
+            "refine_samples",
+            "refine_pools",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -63,6 +70,12 @@ class TrainConfig:
             raise ValueError("lora_dropout must be in [0, 1)")
         if self.loss not in SFT_LOSSES:
             raise ValueError(f"unknown weighted_sft loss {self.loss!r}; expected one of {SFT_LOSSES}")
+        if not 0 <= self.refine_steps < self.steps:
+            raise ValueError("refine_steps must be in [0, steps): at least one step trains on the candidates")
+        if self.refine_steps and self.method != "weighted_sft":
+            raise ValueError("refine_steps is a weighted_sft option")
+        if self.refine_pools > max(1, self.refine_steps):
+            raise ValueError("refine_pools must be at most refine_steps")
         if self.method == "grpo" and self.batch_size % self.num_generations:
             raise ValueError("grpo: batch_size must be a multiple of num_generations")
         if self.target_modules is not None and not isinstance(self.target_modules, tuple):
@@ -95,6 +108,12 @@ class TrainConfig:
                 f" - log pi0)] + {self.sft_weight:g} x the q*-weighted NLL per token; batches: prompts drawn by mu with"
                 " all their candidates, seeded by (seed, step)"
             )
+            if self.refine_steps:
+                d["objective"] += (
+                    f"; the last {self.refine_steps} steps: the same loss on {self.refine_samples} adapter samples per"
+                    f" prompt ({self.refine_pools} pool(s), drawn at the pool's first step) with target weights"
+                    " softmax(R/lambda + log pi0 - log pi_theta), R = sum_i bid_i r_i normalised (on-policy refinement)"
+                )
         elif self.method == "weighted_sft":
             d["objective"] = "sum_x mu(x) sum_k q*(y_k|x) NLL(y_k|x), batches drawn by mu*q*, seeded by (seed, step)"
         else:

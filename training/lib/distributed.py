@@ -118,8 +118,9 @@ def current() -> DataParallel:
 
 
 def world_size(config: TrainConfig, candidates: Any, processes: int) -> int:
-    """How many processes the job can use: one for grpo, at most one per unit of the step's batch."""
-    if processes <= 1 or config.method != "weighted_sft":
+    """How many processes the job can use: one for grpo and for on-policy refinement (its reward models run in the
+    job's process), at most one per unit of the step's batch."""
+    if processes <= 1 or config.method != "weighted_sft" or config.refine_steps:
         return 1
     units = prompts_per_step(config, candidates) if config.loss == "candidate_normalised" else config.batch_size
     return max(1, min(processes, units))

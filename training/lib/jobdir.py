@@ -93,6 +93,9 @@ def job_fingerprint(
     cfg = asdict(config)
     cfg.pop("device")
     cfg.pop("threads")
+    if not config.refine_steps:  # added later: left out when off, so folders claimed before they existed still match
+        for name in ("refine_steps", "refine_samples", "refine_pools"):
+            cfg.pop(name)
     return {"config": cfg, "data_sha256": h.hexdigest()}
 
 
@@ -203,11 +206,13 @@ def finish_job(
     tv_initial: float | None,
     resumed_from: int,
     step_seconds: float | None = None,
+    best_from_step: int = 0,
 ) -> TrainResult:
     """The job's result. On success: the best checkpoint's adapter copied to ``out/adapter`` and ``result.json``
     written (in that order, so a folder with ``result.json`` always has its adapter). On cancel: nothing is written
-    and ``adapter_dir`` points at the best checkpoint so far."""
-    best = best_checkpoint(checkpoints)
+    and ``adapter_dir`` points at the best checkpoint so far. Only checkpoints from ``best_from_step`` on compete for
+    best (all of them when none is that late): a refined adapter (``sft``, step 6) is delivered as trained."""
+    best = best_checkpoint([c for c in checkpoints if c.step >= best_from_step] or checkpoints)
     adapter_dir: str | None = None
     if status == "succeeded" and best is not None:
         target = out / "adapter"

@@ -20,10 +20,21 @@ candidates, whose minimiser over all distributions is pi* itself.
    resumed from a checkpoint (adapter, optimiser and schedule state) draws exactly the batches it would have drawn.
 5. Every ``checkpoint_every`` steps and at the last step: the candidate metrics, then a checkpoint folder
    (``jobdir``). ``should_cancel`` is polled before every step, so a cancel takes effect within one step.
+6. On-policy refinement (``refine_steps`` > 0): the candidates are only ``N`` answers per prompt, and the adapter's
+   fresh answers lie elsewhere. For the last ``refine_steps`` steps the loop trains on a *pool* of
+   ``refine_samples`` answers per prompt drawn from the adapter itself (``refine_pools`` pools, each drawn at its
+   first step), with the exact-delivery weights as the target: w_j ∝ exp(R_j/λ) pi0(y_j)/pi_theta(y_j),
+   R = Σ_i bid_i r̂_i (``training.lib.delivery``, ``auctions.resampling.importance_weights``), and log q0 =
+   log pi0 - log pi_theta (the pool's proposal is the adapter). The loss is the same as on the candidates, so it
+   pulls the adapter toward self-normalised importance resampling of itself toward pi*: a step of reward-weighted
+   regression. Each pool is written to ``out/refine/pool-<step>.json`` before it is used, so a resumed job trains on
+   the pool the interrupted one drew. The delivered adapter is then the last checkpoint, not the one closest to q*
+   on the candidates (refinement trades that fidelity for the adapter's own answers).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,13 +44,17 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from training.lib.adapters import with_new_adapter
+from auctions.resampling import importance_weights
+from training.lib.adapters import adapter_disabled, with_new_adapter
 from training.lib.config import TrainConfig
+from training.lib.delivery import aggregate
 from training.lib.distributed import current as data_parallel
-from training.lib.inputs import TrainInputs
+from training.lib.grpo import RLReward
+from training.lib.inputs import TrainInputs, train_inputs
 from training.lib.jobdir import (
     CheckpointInfo,
     TrainResult,
+    atomic_write_text,
     checkpoint_path,
     finish_job,
     list_checkpoints,
@@ -47,7 +62,7 @@ from training.lib.jobdir import (
     save_checkpoint,
 )
 from training.lib.loop import CandidateMetrics, Progress, training_session
-from training.lib.sampling import encode_pairs
+from training.lib.sampling import encode_pairs, generate_texts, sequence_logprobs
 from training.lib.schedule import draw_batch, prompts_per_step
 
 
@@ -163,6 +178,90 @@ def listwise_loss(
     return loss / len(chosen)
 
 
+@dataclass(frozen=True)
+class StepData:
+    """What the steps train on: the round's candidates, or a refinement pool (step 6), tokenised once."""
+
+    inputs: TrainInputs
+    pairs: EncodedPairs
+    targets: CandidateTargets
+    weights: NDArray[np.float64]
+    mean_len: float
+    per_step: int
+
+
+def step_data(
+    tokenizer: Any, inputs: TrainInputs, logp_base: Sequence[NDArray[np.float64]], config: TrainConfig, device: Any
+) -> StepData:
+    weights = inputs.pair_weights
+    pairs = encode_for_training(tokenizer, inputs, config.max_length)
+    return StepData(
+        inputs=inputs,
+        pairs=pairs,
+        targets=candidate_targets(logp_base, inputs, device),
+        weights=weights,
+        mean_len=max(1.0, float(weights @ pairs.rlens)),
+        per_step=prompts_per_step(config, inputs.candidates),
+    )
+
+
+def refine_pool_starts(config: TrainConfig) -> list[int]:
+    """The steps at which a refinement pool is drawn (step 6): evenly over the last ``refine_steps`` steps."""
+    if not config.refine_steps:
+        return []
+    first = config.steps - config.refine_steps
+    return sorted({first + p * config.refine_steps // config.refine_pools for p in range(config.refine_pools)})
+
+
+def draw_refine_pool(
+    model: Any, tokenizer: Any, inputs: TrainInputs, config: TrainConfig, rewards: Sequence[RLReward], start: int
+) -> dict[str, Any]:
+    """``refine_samples`` adapter answers per prompt with their exact-delivery weights (step 6), as JSON data."""
+    m = config.refine_samples
+    texts, _ = generate_texts(
+        model, tokenizer, list(inputs.prompts), m, seed=config.seed * 1_000_003 + start,
+        max_new_tokens=config.max_new_tokens, batch_size=64,
+    )
+    flat_p = [p for p in inputs.prompts for _ in range(m)]
+    lt = sequence_logprobs(model, tokenizer, flat_p, texts, 64).reshape(len(inputs.prompts), m)
+    with adapter_disabled(model):
+        lb = sequence_logprobs(model, tokenizer, flat_p, texts, 64).reshape(len(inputs.prompts), m)
+    scores = np.stack([np.asarray(r.score(flat_p, texts), dtype=np.float64) for r in rewards])
+    reward = aggregate([r.bid for r in rewards], scores).reshape(len(inputs.prompts), m)
+    rows = [texts[i * m : (i + 1) * m] for i in range(len(inputs.prompts))]
+    weights, ess = [], []
+    for i in range(len(inputs.prompts)):
+        w, e = importance_weights(log_pi_theta=lt[i], log_pi0=lb[i], reward=reward[i], kl_weight=config.kl_weight)
+        weights.append(w.tolist())
+        ess.append(float(e))
+    return {
+        "start": start,
+        "candidates": rows,
+        "target_weights": weights,
+        "base_logweights": (lb - lt).tolist(),
+        "base_logprobs": lb.tolist(),
+        "ess": ess,
+    }
+
+
+def refine_pool(
+    out: Path, model: Any, tokenizer: Any, inputs: TrainInputs, config: TrainConfig, rewards: Sequence[RLReward],
+    start: int,
+) -> tuple[TrainInputs, list[NDArray[np.float64]]]:
+    """The pool that starts at ``start``: read back from the job folder, else drawn and written there first."""
+    path = out / "refine" / f"pool-{start:06d}.json"
+    if path.exists():
+        data = json.loads(path.read_text())
+    else:
+        data = draw_refine_pool(model, tokenizer, inputs, config, rewards, start)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(data))
+    pool = train_inputs(
+        inputs.prompts, data["candidates"], data["target_weights"], inputs.mu, data["base_logweights"]
+    )
+    return pool, [np.asarray(r, dtype=np.float64) for r in data["base_logprobs"]]
+
+
 def train_weighted_sft(
     base_path: Path | str,
     inputs: TrainInputs,
@@ -170,8 +269,10 @@ def train_weighted_sft(
     out: Path,
     on_progress: Callable[[Progress], None] | None,
     should_cancel: Callable[[], bool] | None,
+    rewards: Sequence[RLReward] | None = None,
 ) -> TrainResult:
-    """Run (or resume) the loop of the module docstring in the job folder ``out``."""
+    """Run (or resume) the loop of the module docstring in the job folder ``out``; ``rewards`` (each group's
+    normalised reward and bid) are needed when ``config.refine_steps`` > 0."""
     # torch: kept out of Django start-up
     import torch
 
@@ -193,9 +294,16 @@ def train_weighted_sft(
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(config))
         metrics = CandidateMetrics(model, tokenizer, inputs, mean_len)
         listwise = config.loss == "candidate_normalised"
-        offsets = inputs.offsets
-        per_step = prompts_per_step(config, inputs.candidates)
-        targets = candidate_targets(metrics.logp_base, inputs, device)
+        candidates = StepData(
+            inputs=inputs,
+            pairs=pairs,
+            targets=candidate_targets(metrics.logp_base, inputs, device),
+            weights=weights,
+            mean_len=mean_len,
+            per_step=prompts_per_step(config, inputs.candidates),
+        )
+        pool_starts = refine_pool_starts(config)
+        data, data_start = candidates, -1
 
         # resume
         checkpoints = list_checkpoints(out)
@@ -218,18 +326,27 @@ def train_weighted_sft(
             if should_cancel is not None and should_cancel():
                 status = "cancelled"
                 break
-            # 2. the batch for this step depends only on (seed, step)
             t_step = time.perf_counter()
-            chosen, idx = draw_batch(config, step, inputs.mu, weights, offsets, per_step)
-            batch_tokens = int(pairs.lens[idx].sum())
+            # 6. refinement: the pool of the latest pool start at or before this step
+            started = [s for s in pool_starts if s <= step]
+            if started and started[-1] != data_start:
+                assert rewards, "refine_steps needs rewards (checked by trainer.train)"
+                data_start = started[-1]
+                pool, pool_base = refine_pool(out, model, tokenizer, inputs, config, rewards, data_start)
+                data = step_data(tokenizer, pool, pool_base, config, device)
+                model.train()
+            # 2. the batch for this step depends only on (seed, step)
+            offsets = data.inputs.offsets
+            chosen, idx = draw_batch(config, step, data.inputs.mu, data.weights, offsets, data.per_step)
+            batch_tokens = int(data.pairs.lens[idx].sum())
             chosen, idx, share = dp.shard(chosen, idx, offsets)  # data-parallel: this rank's part of the batch
             torch.manual_seed(config.seed * 1_000_003 + step)
             # 3. left-padded batch; logits only where response tokens are predicted
-            seq_logp = batch_logprobs(model, pairs, idx, pad_id, device)
+            seq_logp = batch_logprobs(model, data.pairs, idx, pad_id, device)
             if listwise:
-                loss = listwise_loss(seq_logp, chosen, offsets, targets, config.sft_weight, mean_len)
+                loss = listwise_loss(seq_logp, chosen, offsets, data.targets, config.sft_weight, data.mean_len)
             else:
-                loss = -seq_logp.sum() / (len(idx) * mean_len)
+                loss = -seq_logp.sum() / (len(idx) * data.mean_len)
             # 4. one optimiser step
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -279,4 +396,5 @@ def train_weighted_sft(
             tv_initial=metrics.tv_initial(),
             resumed_from=resumed_from,
             step_seconds=step_seconds,
+            best_from_step=config.steps if config.refine_steps else 0,
         )

@@ -48,7 +48,8 @@ def train(
 ) -> TrainResult:
     """Train a LoRA adapter toward q* (see the module docstring). ``target_weights`` is q* per prompt (rows are
     renormalised), ``base_logweights`` log q0 per prompt (default: zeros, i.e. candidates sampled from the base),
-    used for the fidelity metric. ``rewards_for_rl`` is required for ``grpo``. ``processes`` > 1 trains the job
+    used for the fidelity metric. ``rewards_for_rl`` is required for ``grpo`` and for weighted_sft's on-policy
+    refinement (``refine_steps``). ``processes`` > 1 trains the job
     data-parallel over that many processes (``training.lib.distributed``), with the same folder and result."""
     if processes > 1:
         return train_data_parallel(
@@ -65,7 +66,9 @@ def train(
     if done is not None:
         return done
     if config.method == "weighted_sft":
-        return train_weighted_sft(base_path, inputs, config, out, on_progress, should_cancel)
+        if config.refine_steps and not rewards_for_rl:
+            raise TrainingError("refine_steps needs rewards_for_rl (each group's normalised reward and bid)")
+        return train_weighted_sft(base_path, inputs, config, out, on_progress, should_cancel, rewards_for_rl)
     if not rewards_for_rl:
         raise TrainingError("the grpo method needs rewards_for_rl (each group's normalised reward and bid)")
     return train_grpo(base_path, inputs, config, out, on_progress, should_cancel, list(rewards_for_rl))

@@ -91,3 +91,24 @@ def test_a_job_records_its_final_hyperparameters_when_it_is_created(tmp_path):
     assert _config_for(round=make_round(base_model=str(local)), method="weighted_sft", overrides=None)["model_type"] == "llama"
     # A hub id is known only once the worker loads it: the row says so (None) instead of guessing.
     assert _config_for(round=make_round(base_model="some-org/some-model"), method="weighted_sft", overrides=None)["model_type"] is None
+
+
+def test_a_round_with_reward_models_gets_the_on_policy_refinement_after_its_steps_on_the_candidates(settings):
+    """The refinement (training.lib.sft, step 6) needs the groups' reward models: with them the job trains
+    TRAINING_REFINE_STEPS more steps on its own weighted samples, recorded in the hyperparameters; without them, or
+    when an override leaves no room for them, it trains on the candidates only."""
+    from tests.factories import make_group
+    from training.models import RewardModel
+    from training.services.jobs import _config_for
+
+    settings.TRAINING_DEFAULT_STEPS, settings.TRAINING_REFINE_STEPS, settings.TRAINING_REFINE_POOLS = 20, 6, 2
+    bare = make_round(base_model="tiny")
+    assert _config_for(round=bare, method="weighted_sft", overrides=None)["refine_steps"] == 0
+
+    scored = make_round(base_model="tiny")
+    RewardModel.objects.create(round=scored, group=make_group(), kind="rubric")
+    config = _config_for(round=scored, method="weighted_sft", overrides=None)
+    assert (config["steps"], config["refine_steps"], config["refine_pools"]) == (26, 6, 2)
+    assert "on-policy refinement" in config["objective"]
+    assert _config_for(round=scored, method="weighted_sft", overrides={"steps": 4})["refine_steps"] == 0
+    assert _config_for(round=scored, method="grpo", overrides=None)["refine_steps"] == 0
