@@ -64,6 +64,25 @@ def charge_floor(minor: int, code: str) -> int:
     return minor - minor % 10 if normalise(code) in THREE_DECIMAL else minor
 
 
+# Stripe's published minimum charge per currency, in minor units (its "minimum and maximum charge amounts" table).
+# A smaller charge is refused, so callers carry small amounts over instead of charging them.
+MINIMUM_CHARGE = {
+    "usd": 50, "eur": 50, "gbp": 30, "aud": 50, "cad": 50, "chf": 50, "nzd": 50, "sgd": 50, "brl": 50, "inr": 50,
+    "aed": 200, "bgn": 100, "czk": 1500, "dkk": 250, "hkd": 400, "huf": 17500, "jpy": 50, "mxn": 1000, "myr": 200,
+    "nok": 300, "pln": 200, "ron": 200, "sek": 300, "thb": 1000,
+}
+
+
+def minimum_charge(code: str) -> int:
+    """The least amount, in minor units, Stripe charges in this currency. Where Stripe publishes no figure: 50 minor
+    units (500 for three-decimal currencies, which is 0.50 and a multiple of 10), the same half unit as USD; Stripe
+    may still refuse that for a weak currency, and the caller then gets its refusal as an error."""
+    value = normalise(code)
+    if value in MINIMUM_CHARGE:
+        return MINIMUM_CHARGE[value]
+    return 500 if value in THREE_DECIMAL else 50
+
+
 def parse_amount(text: str, code: str) -> int:
     """An amount typed in major units ("25.00", "1,250", "3000") to minor units, exactly. ValueError with a message a
     person can act on when it has more decimals than the currency has, or is not a plain decimal number."""

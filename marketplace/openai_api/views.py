@@ -295,9 +295,11 @@ def _labelled(request: HttpRequest, ads: list[sponsored.SponsoredAd]) -> tuple[s
     return ads[0].label(urls[0]), [ad.as_json(url) for ad, url in zip(ads, urls, strict=True)]
 
 
-def _sponsored(request: HttpRequest, target: inference.Target, question: str) -> tuple[str, list[dict[str, Any]]] | None:
-    """The segment auction's ad for this answer (marketplace.sponsored.serving)."""
-    ad = sponsored.ad_serve(model=target.model, query=question)
+def _sponsored(request: HttpRequest, target: inference.Target, question: str,
+               user=None) -> tuple[str, list[dict[str, Any]]] | None:
+    """The segment auction's ad for this answer (marketplace.sponsored.serving); ``user`` is the token's, for the
+    per-user cap on billed clicks."""
+    ad = sponsored.ad_serve(model=target.model, query=question, user=user)
     return _labelled(request, [ad] if ad else [])
 
 
@@ -348,7 +350,7 @@ def chat_completions(request: HttpRequest, user) -> HttpResponse:
                 if chunk.get("usage"):
                     usage = chunk["usage"]
             # The sponsored line comes after the answer's text, once the answer is complete.
-            line = await sync_to_async(_sponsored)(request, target, question) if ads else None
+            line = await sync_to_async(_sponsored)(request, target, question, user) if ads else None
             if line is not None:
                 yield {**base, "choices": [{"index": i, "delta": {"content": line[0]}, "finish_reason": None,
                                             "logprobs": None} for i in sorted(started)], "sponsored": line[1]}
@@ -361,7 +363,7 @@ def chat_completions(request: HttpRequest, user) -> HttpResponse:
         answer, line = chosen.body, _labelled(request, chosen.ads)
     else:
         answer = inference.complete(target=target, prompt=prompt, gen=gen)
-        line = _sponsored(request, target, question) if ads else None
+        line = _sponsored(request, target, question, user) if ads else None
     choices = []
     for choice in answer.get("choices") or []:
         out = {

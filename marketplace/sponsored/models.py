@@ -122,10 +122,11 @@ class AdInvoice(models.Model):
         PAID = "paid", "Paid"
         FAILED = "failed", "Failed"
 
+    # failed -> charging: the debt is retried (a new attempt, a new idempotency key) once the group's card changed.
     TRANSITIONS: ClassVar[dict[str, frozenset[str]]] = {
         Status.CHARGING: frozenset({Status.PAID, Status.FAILED}),
         Status.PAID: frozenset(),
-        Status.FAILED: frozenset(),
+        Status.FAILED: frozenset({Status.CHARGING}),
     }
 
     group = models.ForeignKey(PreferenceGroup, on_delete=models.PROTECT, related_name="ad_invoices")
@@ -136,6 +137,10 @@ class AdInvoice(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.CHARGING, db_index=True)
     stripe_payment_intent_id = models.CharField(max_length=255, blank=True)
     failure_message = models.CharField(max_length=500, blank=True)
+    attempt = models.PositiveIntegerField(default=1, help_text="Charges tried; attempts after the first key by it.")
+    failed_payment_method_id = models.CharField(
+        max_length=255, blank=True, help_text="The card on file when the charge failed; a different card retries it."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -147,7 +152,8 @@ class AdInvoice(models.Model):
 
 
 class Impression(models.Model):
-    """An ad shown in one answer, with the per-click price the auction's draw set for it; clicked at most once.
+    """An ad shown in one answer, with the per-click price the auction's draw set for it, the landing URL it showed and
+    the API user it was shown to; clicked at most once.
 
     A MOSAIC impression (kind ``answer``) is paid when the answer is served, not per click: its charge is the
     advertiser's MOSAIC payment for steering that answer, and its link's clicks are free."""
@@ -168,6 +174,12 @@ class Impression(models.Model):
     charged_cents = models.PositiveIntegerField(default=0, help_text="What the click (or answer) cost, within the budget.")
     charge_day = models.DateField(null=True, blank=True, db_index=True, help_text="The day whose bill it goes on.")
     invoice = models.ForeignKey(AdInvoice, on_delete=models.SET_NULL, null=True, blank=True, related_name="impressions")
+    # The landing URL as shown: the click redirects here, so editing the campaign never retargets issued links.
+    landing_url = models.CharField(max_length=LANDING_URL_MAX)
+    # The API token's user whose answer carried the ad: billable clicks are capped per such user, campaign and day.
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                     related_name="+")
 
     class Meta:
         ordering = ["-shown_at", "-pk"]
+        indexes = [models.Index(fields=["campaign", "requested_by", "click_day"], name="impression_user_clicks")]

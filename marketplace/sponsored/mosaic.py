@@ -107,7 +107,7 @@ def mosaic_choose(*, model: FineTunedModel, texts: list[str], row: SponsoredSett
                 continue  # its report changed nothing: it did not steer this answer and is not labelled
             impression = Impression.objects.create(
                 campaign=campaign, model=model, kind=Impression.Kind.ANSWER, price_per_click_cents=0,
-                relevance=float(rewards[i, picked]), currency=cur)
+                relevance=float(rewards[i, picked]), currency=cur, landing_url=campaign.landing_url)
             charged = spend_add(campaign_id=campaign.pk, cents=cents, day=day)
             Impression.objects.filter(pk=impression.pk).update(charged_cents=charged, charge_day=day)
             CampaignDaily.objects.filter(campaign_id=campaign.pk, day=day).update(impressions=F("impressions") + 1)

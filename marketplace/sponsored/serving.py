@@ -10,7 +10,9 @@ Per answer, one segment (the line after the model's text), one ad (``auctions.ad
    (``engine_client.embeddings``): the web process never imports torch.
 4. One Gumbel draw of the segment auction picks the winner with probability q_i b_i / Σ q_j b_j and sets its
    critical per-click price (the lowest bid that still wins this draw); stored in minor units, rounded down.
-5. The impression is logged with that price, and the day's impression count goes up by one (F(), no lost update).
+5. The impression is logged with that price, the landing URL it shows and the API user it is shown to, and the
+   day's impression count goes up by one (F(), no lost update). The API caller gets the label, the link and the
+   mode only (``SponsoredAd.as_json``), never the price.
 
 If the encoder cannot be reached, the answer goes out without an ad (an ad is never worth failing an answer for).
 With a reserve price r per click (``SponsoredSettings.reserve_cents``), only campaigns bidding at least r enter, and
@@ -64,9 +66,10 @@ class SponsoredAd:
         return f"\n\nSponsored: {self.text} {url}"
 
     def as_json(self, url: str) -> dict:
-        price = "price_per_click" if self.mode == SponsoredSettings.Mode.SEGMENT else "price_per_answer"
-        return {"campaign": self.campaign_id, "impression": self.impression_id, "text": self.text, "url": url,
-                price: self.price_cents, "currency": self.currency, "mode": str(self.mode)}
+        """What the API caller sees: the label's text, the signed click link and the mode. Not the price, campaign or
+        impression id: any caller (a rival advertiser among them) would learn clearing prices set by others' bids.
+        The price stays on the Impression and on the advertiser's own pages; the link's token names the impression."""
+        return {"text": self.text, "url": url, "mode": str(self.mode)}
 
 
 def ads_mode(*, model: FineTunedModel, ads: object) -> SponsoredSettings | None:
@@ -124,8 +127,12 @@ def relevance(*, query: str, texts: list[str]) -> np.ndarray:
     return np.clip(unit[1:] @ unit[0], 0.0, 1.0)
 
 
-def ad_serve(*, model: FineTunedModel, query: str, rng: np.random.Generator | None = None) -> SponsoredAd | None:
-    """Run the auction for one answer and log the impression; None when no campaign qualifies or wins."""
+def ad_serve(*, model: FineTunedModel, query: str, user=None,
+             rng: np.random.Generator | None = None) -> SponsoredAd | None:
+    """Run the auction for one answer and log the impression; None when no campaign qualifies or wins.
+
+    The impression keeps the campaign's landing URL as shown (its click goes there) and ``user``, the API token's
+    user the answer is for (billable clicks are capped per such user, campaign and day)."""
     from auctions.ads.segment import segment_auction, segment_draw
 
     reserve = SponsoredSettings.objects.filter(model=model).values_list("reserve_cents", flat=True).first() or 0
@@ -147,8 +154,10 @@ def ad_serve(*, model: FineTunedModel, query: str, rng: np.random.Generator | No
     i = winners[0]
     campaign = pool[i]
     price = min(max(reserve, money.major_to_minor_floor(float(draw.payment[i]), cur)), campaign.bid_cents)
+    requester = user if getattr(user, "is_authenticated", False) else None
     impression = Impression.objects.create(campaign=campaign, model=model, relevance=float(q[i]),
-                                           price_per_click_cents=price, currency=cur)
+                                           price_per_click_cents=price, currency=cur,
+                                           landing_url=campaign.landing_url, requested_by=requester)
     daily_row(campaign_id=campaign.pk, day=today())
     CampaignDaily.objects.filter(campaign_id=campaign.pk, day=today()).update(impressions=F("impressions") + 1)
     token = click_token(impression=impression)

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from marketplace.sponsored.models import Campaign, SponsoredSettings
 from tests.browser import pages
 from tests.integration.test_openai_sdk import adapter_dir, engine, needs_engine, served  # noqa: F401 (fixtures)
-from tests.marketplace.sponsored.conftest import make_campaign
+from tests.marketplace.sponsored.conftest import impression_of, make_campaign
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), needs_engine]
 QUESTION = "Is the kettle any good?"
@@ -48,30 +48,34 @@ def test_a_campaign_is_created_funded_shown_clicked_and_stopped_by_its_budget(
     ours = Campaign.objects.get(group=cast.group)
 
     client = openai.OpenAI(base_url=f"{site.url}/v1", api_key=served["token"], max_retries=0, timeout=120)
-    entry = None
+    entry, link = None, ""
     # The auction is a lottery weighted by bid x relevance, and a draw's critical price can round down to 0 cents
     # (a winner far ahead of the rival): wait for an answer that shows ours at a price above zero.
+    # The answer names neither the campaign nor the price (callers must not learn others' clearing prices): the
+    # test reads them from the impression its link's token names.
     for _ in range(30):
         answer = _answer(client, served["model"].model_id)
         [shown] = answer.model_extra["sponsored"]
         assert answer.choices[0].message.content.endswith(f"Sponsored: {shown['text']} {shown['url']}")
-        assert shown["price_per_click"] <= (50 if shown["campaign"] == ours.pk else 30)
-        if shown["campaign"] == ours.pk and shown["price_per_click"] > 0:
-            entry = shown
+        assert set(shown) == {"text", "url", "mode"}
+        impression = impression_of(shown)
+        assert impression.price_per_click_cents <= (50 if impression.campaign_id == ours.pk else 30)
+        if impression.campaign_id == ours.pk and impression.price_per_click_cents > 0:
+            entry, link = impression, shown["url"]
             break
     assert entry is not None, "our campaign never won at a price above zero in 30 answers"
 
     reader = new_page()
-    reader.goto(entry["url"])
+    reader.goto(link)
     assert reader.url.rstrip("/") == site.url.rstrip("/")  # the campaign's own landing page
 
     page.goto(f"/groups/{cast.group.slug}/ads/{ours.pk}/")
     expect(page.get_by_test_id("total-clicks")).to_have_text("1")
-    expect(page.get_by_test_id("total-spend")).to_contain_text(f"0.{entry['price_per_click']:02d}")
+    expect(page.get_by_test_id("total-spend")).to_contain_text(f"0.{entry.price_per_click_cents:02d}")
     # 0.50 a day at 0.50 a click: what is left after one paid click cannot pay another, so the campaign stops.
     expect(page.get_by_test_id("campaign-status")).to_contain_text("Daily budget reached")
     expect(page.get_by_test_id("campaign-message")).to_contain_text("daily budget")
     screenshot(page, "61-campaign-budget-spent")
     for _ in range(5):
         [shown] = _answer(client, served["model"].model_id).model_extra["sponsored"]
-        assert shown["campaign"] != ours.pk
+        assert impression_of(shown).campaign_id != ours.pk

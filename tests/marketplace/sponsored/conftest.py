@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from marketplace.billing.services import billing_card_attach
-from marketplace.sponsored.models import Campaign, SponsoredSettings
+from marketplace.sponsored.models import Campaign, Impression, SponsoredSettings
 
 # The real engine process, an adapter and a published model on it (test_sdk.py): the integration suite's fixtures.
 from tests.integration.test_openai_sdk import adapter_dir, engine, served  # noqa: F401
@@ -81,6 +81,13 @@ def make_campaign(*, group, by, text: str = "Acme kettles boil water in one minu
                   name: str = "Kettles") -> Campaign:
     return Campaign.objects.create(group=group, created_by=by, name=name, ad_text=text, landing_url=url, bid_cents=bid_cents,
                                    daily_budget_cents=budget_cents, currency="usd", status=status)
+
+
+def impression_of(entry: dict) -> Impression:
+    """The impression an answer's sponsored entry stands for, from its link's signed token (the entry names none)."""
+    from marketplace.sponsored.services import click_impression
+
+    return click_impression(token=entry["url"].rstrip("/").rsplit("/", 1)[1])
 
 
 @pytest.fixture

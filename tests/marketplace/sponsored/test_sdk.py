@@ -10,7 +10,7 @@ import pytest
 
 from marketplace.sponsored.models import Campaign, CampaignDaily, Impression, SponsoredSettings
 from tests.integration.test_openai_sdk import needs_engine, sdk
-from tests.marketplace.sponsored.conftest import make_campaign
+from tests.marketplace.sponsored.conftest import impression_of, make_campaign
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True), needs_engine]
 KETTLE = "Acme kettles boil water in one minute."
@@ -23,7 +23,7 @@ def ads_on(served, cast):
     make_campaign(group=cast.group, by=cast.alice, text=KETTLE, bid_cents=60, url="https://acme.example/kettles")
     make_campaign(group=cast.other_group, by=cast.carol, text="Garden hoses that never kink.", bid_cents=40,
                   url="https://hoses.example/", name="Hoses")
-    return served
+    return {**served, "user": cast.bob}  # the API token's user (tests/integration/test_openai_sdk.py served)
 
 
 def test_an_opted_in_deployment_labels_its_ad_in_the_text_and_a_field_and_the_link_counts_one_click(live_server, ads_on):
@@ -34,13 +34,16 @@ def test_an_opted_in_deployment_labels_its_ad_in_the_text_and_a_field_and_the_li
     text = answer.choices[0].message.content
     assert text.endswith(f"Sponsored: {entry['text']} {entry['url']}")
     assert entry["url"].startswith(live_server.url + "/ads/click/")
-    impression = Impression.objects.get(pk=entry["impression"])
-    assert impression.price_per_click_cents == entry["price_per_click"] <= impression.campaign.bid_cents
+    # The caller learns the label, the link and the mode, not the clearing price or whose campaign it is.
+    assert set(entry) == {"text", "url", "mode"} and entry["mode"] == "segment"
+    impression = impression_of(entry)
+    assert impression.price_per_click_cents <= impression.campaign.bid_cents
+    assert impression.requested_by == ads_on["user"] and impression.landing_url == impression.campaign.landing_url
     for _ in range(2):
         hop = httpx2.get(entry["url"], follow_redirects=False, timeout=30)
-        assert hop.status_code == 302 and hop.headers["location"] == impression.campaign.landing_url
+        assert hop.status_code == 302 and hop.headers["location"] == impression.landing_url
     day = CampaignDaily.objects.get(campaign=impression.campaign)
-    assert (day.impressions, day.clicks, day.spend_cents) == (1, 1, entry["price_per_click"])
+    assert (day.impressions, day.clicks, day.spend_cents) == (1, 1, impression.price_per_click_cents)
 
 
 def test_a_streamed_answer_ends_with_the_sponsored_chunk(live_server, ads_on):
@@ -101,11 +104,11 @@ def test_a_mosaic_deployment_chooses_among_m_answers_and_charges_the_steering_pe
     answer = sdk(live_server, ads_on["token"]).chat.completions.create(
         model=ads_on["model"].model_id, max_tokens=8, messages=[{"role": "user", "content": QUESTION}])
     [entry] = answer.model_extra["sponsored"]
-    assert entry["mode"] == "mosaic" and 0 < entry["price_per_answer"] <= 100_000
+    assert entry["mode"] == "mosaic" and set(entry) == {"text", "url", "mode"}
     assert answer.choices[0].message.content.endswith(f"{entry['text']} {entry['url']}")
-    impression = Impression.objects.get(pk=entry["impression"])
-    assert impression.kind == "answer" and impression.charged_cents == entry["price_per_answer"]
-    assert CampaignDaily.objects.get(campaign=impression.campaign).spend_cents == entry["price_per_answer"]
+    impression = impression_of(entry)
+    assert impression.kind == "answer" and 0 < impression.charged_cents <= 100_000
+    assert CampaignDaily.objects.get(campaign=impression.campaign).spend_cents == impression.charged_cents
     # The four candidates came from one engine request; all their tokens are metered, as exact delivery's drafts are.
     usage = UsageDaily.objects.get(group=ads_on["group"], model=ads_on["model"])
     assert usage.requests == 1 and usage.completion_tokens >= answer.usage.completion_tokens > 0

@@ -71,7 +71,8 @@ def test_a_refused_status_change_changes_nothing(cast):
 
 def test_the_click_link_redirects_to_the_landing_page_once_and_refuses_forgeries(cast):
     c = make_campaign(group=cast.group, by=cast.alice, url="https://acme.example/landing")
-    imp = Impression.objects.create(campaign=c, relevance=0.4, price_per_click_cents=20, currency="usd")
+    imp = Impression.objects.create(campaign=c, relevance=0.4, price_per_click_cents=20, currency="usd",
+                                    landing_url=c.landing_url)
     url = reverse("sponsored_click", kwargs={"token": services.click_token(impression=imp)})
     for _ in range(2):
         response = Client().get(url)
