@@ -4,6 +4,7 @@
     .venv/bin/python bench/load.py --seconds 5          # shorter levels (the figures in the report used this)
     .venv/bin/python bench/load.py --server runserver   # the old server (manage.py runserver, no pool) for comparison
     .venv/bin/python bench/load.py --server both        # both, one after the other
+    .venv/bin/python bench/load.py --think 1            # clients pause about 1 s between answers, as people do
 
 It creates (and drops afterwards) its own PostgreSQL database (``--database-url``, default
 postgres://postgres@127.0.0.1:5432/marketplace_bench), starts localstripe on a free port, seeds an open round and
@@ -14,7 +15,8 @@ postgres://postgres@127.0.0.1:5432/marketplace_bench), starts localstripe on a f
 * ``runserver``: ``manage.py runserver --noreload --nothreading`` is not what the old site ran; it ran the threaded
   runserver with ``CONN_MAX_AGE=60`` and no pool, which is what this mode starts.
 
-For each level (closed-loop clients: each sends its next request when the last one answered) and each endpoint it
+For each level (closed-loop clients: each sends its next request when the last one answered; with ``--think T`` each
+waits between 0.5 T and 1.5 T first, as a person between clicks would) and each endpoint it
 measures latency (p50, p99), throughput and error counts: ``bid_place`` (PUT the group's bid, a card hold at
 localstripe each time the amount changes), ``bid_read`` (GET the bid), ``round_page`` (the round's HTML page) and
 ``api_rounds`` (GET /api/rounds). Stripe calls go through a timing proxy in this process, so the table shows the
@@ -246,7 +248,8 @@ def stop_server(process: subprocess.Popen) -> None:
 # --- load -----------------------------------------------------------------------------------------------------------
 
 
-async def run_level(base: str, seeded: dict, endpoint: str, clients: int, seconds: float, proxy: StripeProxy) -> Level:
+async def run_level(base: str, seeded: dict, endpoint: str, clients: int, seconds: float, proxy: StripeProxy,
+                    think: float = 0.0) -> Level:
     import aiohttp
 
     level = Level(endpoint=endpoint, clients=clients, seconds=seconds)
@@ -284,6 +287,10 @@ async def run_level(base: str, seeded: dict, endpoint: str, clients: int, second
                 level.statuses[status] = level.statuses.get(status, 0) + 1
                 if status == 503:
                     await asyncio.sleep(0.05)  # a polite client honours a busy answer a little
+                if think:
+                    # A person between two clicks (locust's ``between(0.5 t, 1.5 t)``): the offered load is then about
+                    # clients / think requests a second, instead of whatever the server can absorb.
+                    await asyncio.sleep(rng.uniform(0.5 * think, 1.5 * think))
 
         await asyncio.gather(*(client(n) for n in range(clients)))
     level.stripe_s = proxy.busy_s - stripe_before
@@ -316,7 +323,8 @@ async def bench_server(kind: str, args, seeded: dict, env: dict[str, str], proxy
         levels = []
         for clients in args.levels:
             for endpoint in args.endpoints:
-                levels.append(await run_level(f"http://127.0.0.1:{port}", seeded, endpoint, clients, args.seconds, proxy))
+                levels.append(await run_level(f"http://127.0.0.1:{port}", seeded, endpoint, clients, args.seconds, proxy,
+                                              think=args.think))
                 print(
                     f"  {kind} {endpoint} x{clients}: {len(levels[-1].latencies)} answers, "
                     f"{levels[-1].server_errors} 5xx, {levels[-1].failures} unanswered",
@@ -352,6 +360,7 @@ async def main_async(args) -> None:
             print(table(kind, levels))
         summary = {
             "seconds_per_level": args.seconds,
+            "think_s": args.think,
             "servers": {
                 kind: {
                     "levels": [
@@ -388,6 +397,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--levels", type=int, nargs="+", default=list(LEVELS))
     parser.add_argument("--endpoints", nargs="+", default=list(ENDPOINTS), choices=ENDPOINTS)
     parser.add_argument("--server", choices=("uvicorn", "runserver", "both"), default="uvicorn")
+    parser.add_argument("--think", type=float, default=0.0,
+                        help="mean seconds each client waits between answers (0: closed loop, the default)")
     parser.add_argument("--groups", type=int, default=20, help="groups bidding (clients share them round-robin)")
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/marketplace_bench")
     parser.add_argument("--keep-database", action="store_true")
