@@ -11,40 +11,16 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from auctions.ads.cli import register as register_ads
+from auctions.commandline import OneLineParser, fail, read_json
 from auctions.mechanism import Instance, MechanismError, solve
 from auctions.schema import instance_from_json, result_to_json
 
-EXIT_INVALID = 2
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but usage errors are one line too (argparse prints the usage block by default)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_INVALID, f"{self.prog}: error: {message}\n")
-
-
-def _fail(message: str) -> int:
-    print(f"error: {' '.join(message.split())}", file=sys.stderr)
-    return EXIT_INVALID
-
 
 def _read_json(path: str) -> Any:
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise MechanismError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise MechanismError(f"{path}: not UTF-8 text") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise MechanismError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
-    except RecursionError:
-        raise MechanismError(f"{path}: invalid JSON (nested too deeply)") from None
+    return read_json(path, error=MechanismError)
 
 
 def _load(path: str) -> Instance:
@@ -70,8 +46,8 @@ def _lab(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m auctions", description="The fine-tuning auction (schema v1).")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = OneLineParser(prog="python -m auctions", description="The fine-tuning auction (schema v1).")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     solve_p = sub.add_parser("solve", help="solve an instance and print the result as JSON")
     solve_p.add_argument("file", help="instance JSON file, or - for standard input")
     solve_p.set_defaults(run=_solve)
@@ -91,11 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except MechanismError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     except MemoryError:
-        return _fail("the instance is too large for this machine's memory")
+        return fail("the instance is too large for this machine's memory")
     except OSError as exc:
-        return _fail(f"cannot write output: {exc.strerror or exc}")
+        return fail(f"cannot write output: {exc.strerror or exc}")
     except Exception as exc:  # a bug, not bad input: still one line, but a distinct exit status
         print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -31,65 +31,28 @@ import argparse
 import json
 import math
 import sys
-from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+from auctions.commandline import OneLineParser, fail, read_json
+from auctions.schema import describe
 from economics.errors import EconomicsError
 
-EXIT_INVALID = 2
 _PRINTED_SOLUTIONS = ("joint_surplus", "nash", "egalitarian", "kalai_smorodinsky")
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but usage errors are one line too (argparse prints the usage block by default)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_INVALID, f"{self.prog}: error: {message}\n")
-
-
-def _fail(message: str) -> int:
-    print(f"error: {' '.join(message.split())}", file=sys.stderr)
-    return EXIT_INVALID
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return f"the string {value[:40]!r}"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return repr(value)
-
-
 def _read_json(path: str) -> Any:
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise EconomicsError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise EconomicsError(f"{path}: not UTF-8 text") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise EconomicsError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
-    except RecursionError:
-        raise EconomicsError(f"{path}: invalid JSON (nested too deeply)") from None
+    return read_json(path, error=EconomicsError)
 
 
 def _object(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise EconomicsError(f"{where}: expected an object, got {_describe(value)}")
+        raise EconomicsError(f"{where}: expected an object, got {describe(value)}")
     return value
 
 
 def _list(value: Any, where: str) -> list[Any]:
     if not isinstance(value, list):
-        raise EconomicsError(f"{where}: expected a list, got {_describe(value)}")
+        raise EconomicsError(f"{where}: expected a list, got {describe(value)}")
     return value
 
 
@@ -102,7 +65,7 @@ def _field(obj: dict[str, Any], name: str, where: str) -> Any:
 def _number(value: Any, where: str) -> float:
     # bool is an int subclass in Python, but true/false is never a meaningful number here.
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise EconomicsError(f"{where}: expected a number, got {_describe(value)}")
+        raise EconomicsError(f"{where}: expected a number, got {describe(value)}")
     try:
         result = float(value)
     except OverflowError:  # an integer literal beyond float range
@@ -114,7 +77,7 @@ def _number(value: Any, where: str) -> float:
 
 def _bool(value: Any, where: str) -> bool:
     if not isinstance(value, bool):
-        raise EconomicsError(f"{where}: expected true or false, got {_describe(value)}")
+        raise EconomicsError(f"{where}: expected true or false, got {describe(value)}")
     return value
 
 
@@ -165,14 +128,14 @@ def _contract(args: argparse.Namespace) -> int:
         action = _object(item, f"actions[{i}]")
         name = _field(action, "name", f"actions[{i}]")
         if not isinstance(name, str) or not name:
-            raise EconomicsError(f"actions[{i}].name: expected a non-empty string, got {_describe(name)}")
+            raise EconomicsError(f"actions[{i}].name: expected a non-empty string, got {describe(name)}")
         names.append(name)
         costs.append(_number(_field(action, "cost", f"action {name!r}"), f"action {name!r}: cost"))
         dist = _list(_field(action, "distribution", f"action {name!r}"), f"action {name!r}: distribution")
         dists.append([_number(p, f"action {name!r}: distribution[{j}]") for j, p in enumerate(dist)])
     objective = _field(root, "objective", "input")
     if objective not in OBJECTIVES:
-        raise EconomicsError(f"objective: expected one of {', '.join(OBJECTIVES)}, got {_describe(objective)}")
+        raise EconomicsError(f"objective: expected one of {', '.join(OBJECTIVES)}, got {describe(objective)}")
     monotone = _bool(_field(root, "monotone", "input"), "monotone")
     robust = _bool(_field(root, "robust", "input"), "robust")
     contract = design_contract(make_actions(names, costs, dists), objective=objective, monotone=monotone, robust=robust)
@@ -212,8 +175,8 @@ def _pricing(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m economics", description="Economic models of the fine-tuning market.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = OneLineParser(prog="python -m economics", description="Economic models of the fine-tuning market.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     for name, run, text in (
         ("bargain", _bargain, "bargaining solutions of the quadratic fine-tuning game"),
         ("contract", _contract, "the cheapest contract that makes the last action a best response"),
@@ -230,11 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except EconomicsError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     except MemoryError:
-        return _fail("the input is too large for this machine's memory")
+        return fail("the input is too large for this machine's memory")
     except OSError as exc:
-        return _fail(f"cannot write output: {exc.strerror or exc}")
+        return fail(f"cannot write output: {exc.strerror or exc}")
     except Exception as exc:  # a bug, not bad input: still one line, but a distinct exit status
         print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
