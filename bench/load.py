@@ -1,26 +1,34 @@
 """Load test: the production server on PostgreSQL with localstripe, driven from this (second) process over loopback.
 
-    .venv/bin/python bench/load.py                      # new server, 10/50/200 clients, 30 s per endpoint and level
-    .venv/bin/python bench/load.py --seconds 5          # shorter levels (the figures in the report used this)
-    .venv/bin/python bench/load.py --server runserver   # the old server (manage.py runserver, no pool) for comparison
-    .venv/bin/python bench/load.py --server both        # both, one after the other
-    .venv/bin/python bench/load.py --think 1            # clients pause about 1 s between answers, as people do
+    .venv/bin/python bench/load.py                      # the Procfile's server, 10/50/200 clients, 30 s per level
+    .venv/bin/python bench/load.py --seconds 10         # shorter levels
+    .venv/bin/python bench/load.py --think 0            # closed loop: each client asks again as soon as answered
+    .venv/bin/python bench/load.py --server all         # the old server, uvicorn without uvloop/httptools, the new
 
 It creates (and drops afterwards) its own PostgreSQL database (``--database-url``, default
 postgres://postgres@127.0.0.1:5432/marketplace_bench), starts localstripe on a free port, seeds an open round and
 ``--groups`` groups each with an admin, an API token and a card on file, then starts the server in its own process:
 
-* ``uvicorn``: ``uvicorn marketplace.asgi:application --workers 2 --limit-concurrency 100`` with Django's psycopg pool
-  (max 10 per process), as in the Procfile;
-* ``runserver``: ``manage.py runserver --noreload --nothreading`` is not what the old site ran; it ran the threaded
-  runserver with ``CONN_MAX_AGE=60`` and no pool, which is what this mode starts.
+* ``uvicorn``: ``uvicorn marketplace.asgi:application --loop uvloop --http httptools --workers 2
+  --limit-concurrency 100`` with Django's psycopg pool (max 10 per process), as in the Procfile;
+* ``uvicorn-plain``: the same with uvicorn's pure-Python event loop and HTTP parser (``--loop asyncio --http h11``);
+* ``runserver``: the old site, the threaded ``manage.py runserver`` with ``CONN_MAX_AGE=60`` and no pool.
 
-For each level (closed-loop clients: each sends its next request when the last one answered; with ``--think T`` each
-waits between 0.5 T and 1.5 T first, as a person between clicks would) and each endpoint it
-measures latency (p50, p99), throughput and error counts: ``bid_place`` (PUT the group's bid, a card hold at
-localstripe each time the amount changes), ``bid_read`` (GET the bid), ``round_page`` (the round's HTML page) and
-``api_rounds`` (GET /api/rounds). Stripe calls go through a timing proxy in this process, so the table shows the
-share of bid placement time spent waiting on Stripe. Prints a table and, last, one JSON line.
+Clients: by default each waits between 0.5 T and 1.5 T (``--think T``, 1 s) after an answer before its next
+request, as a person between clicks does and as locust's ``between`` wait does, so 50 clients offer about 50
+requests a second. With ``--think 0`` the loop is closed: the offered load is whatever the server absorbs, and by
+Little's law the latency at N clients is N over the throughput (the saturation figures). Clients join spread over
+the first second, and ``--warmup`` seconds of uncounted requests per endpoint come first, so neither a start line of
+fifty requests in one millisecond nor a process's first requests is what is measured.
+
+For each level and endpoint it measures latency (p50, p99), throughput and error counts: ``bid_place`` (PUT the
+group's bid, a card hold at localstripe each time the amount changes), ``bid_read`` (GET the bid), ``round_page``
+(the round's HTML page) and ``api_rounds`` (GET /api/rounds). Stripe calls go through a timing proxy in this
+process, so the table shows the share of bid placement time spent waiting on localstripe. Prints a table per server
+and, last, one JSON line: ``endpoints`` (the last server's ``clients``, ``p50_s``, ``p99_s``, ``rps`` and
+``server_errors`` per endpoint and level), ``server_errors`` (every 5xx answer of that server over the run),
+``http_500``, ``http_503``, ``targets`` (GET p99 < 100 ms and bid placement p99 < 1 s at 50 clients, no 500) and the
+same per server under ``servers``.
 """
 
 from __future__ import annotations
@@ -44,6 +52,8 @@ sys.path.insert(0, str(ROOT))
 PY = sys.executable
 LEVELS = (10, 50, 200)
 ENDPOINTS = ("bid_place", "bid_read", "round_page", "api_rounds")
+SERVERS = ("uvicorn", "uvicorn-plain", "runserver")
+SERVER_SETS = {"both": ["runserver", "uvicorn"], "all": ["runserver", "uvicorn-plain", "uvicorn"]}
 
 
 @dataclass
@@ -213,11 +223,14 @@ class StripeProxy:
         await self.session.close()
 
 
-def start_server(kind: str, env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
-    if kind == "uvicorn":
+def start_server(kind: str, env: dict[str, str], port: int, log: Path, workers: int = 2) -> subprocess.Popen:
+    if kind.startswith("uvicorn"):
+        # "uvicorn" is the Procfile's web process; "uvicorn-plain" the same with uvicorn's pure-Python event loop and
+        # HTTP parser (what it falls back to without uvloop and httptools), for the comparison in the same run.
+        fast = ["--loop", "uvloop", "--http", "httptools"] if kind == "uvicorn" else ["--loop", "asyncio", "--http", "h11"]
         cmd = [
-            PY, "-m", "uvicorn", "marketplace.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-            "--workers", "2", "--limit-concurrency", "100", "--no-access-log", "--no-server-header",
+            PY, "-m", "uvicorn", "marketplace.asgi:application", "--host", "127.0.0.1", "--port", str(port), *fast,
+            "--workers", str(workers), "--limit-concurrency", "100", "--no-access-log", "--no-server-header",
         ]
     else:
         cmd = [PY, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"]
@@ -265,6 +278,9 @@ async def run_level(base: str, seeded: dict, endpoint: str, clients: int, second
             headers = {"Authorization": f"Bearer {who['token']}"}
             bid_path = f"{base}/api/rounds/{slug}/groups/{who['group']}/bid"
             rng = random.Random(n)
+            # Clients join spread over the first second, as locust's spawn rate does: fifty requests fired in the
+            # same millisecond measure the start line, not the server.
+            await asyncio.sleep(rng.uniform(0, 1.0))
             while time.perf_counter() < stop_at:
                 t0 = time.perf_counter()
                 try:
@@ -314,12 +330,27 @@ def table(kind: str, levels: list[Level]) -> str:
     return "\n".join(lines)
 
 
+def targets(levels: list[Level]) -> dict[str, bool | None]:
+    """The issue's targets for this 2-core machine, read off the measured levels (None: that level was not run)."""
+    at_50 = [lv for lv in levels if lv.clients == 50]
+    gets = [lv.quantile(0.99) for lv in at_50 if lv.endpoint != "bid_place"]
+    bids = [lv.quantile(0.99) for lv in at_50 if lv.endpoint == "bid_place"]
+    return {
+        "get_p99_under_100ms_at_50": max(gets) < 0.1 if gets else None,
+        "bid_p99_under_1s_at_50": max(bids) < 1.0 if bids else None,
+        "no_500": all(lv.statuses.get(500, 0) == 0 for lv in levels),
+    }
+
+
 async def bench_server(kind: str, args, seeded: dict, env: dict[str, str], proxy: StripeProxy, log: Path) -> list[Level]:
     from marketplace.localstripe_server import free_port
 
     port = free_port()
-    process = start_server(kind, server_env(env, pool=kind == "uvicorn"), port, log)
+    process = start_server(kind, server_env(env, pool=kind != "runserver"), port, log, workers=args.workers)
     try:
+        # Warm-up, not counted: each process opens its pool, compiles its templates and fills its caches once.
+        for endpoint in args.endpoints:
+            await run_level(f"http://127.0.0.1:{port}", seeded, endpoint, 4, args.warmup, proxy)
         levels = []
         for clients in args.levels:
             for endpoint in args.endpoints:
@@ -353,7 +384,7 @@ async def main_async(args) -> None:
         }
         seeded = await asyncio.to_thread(seed, env, args.groups)
         results: dict[str, list[Level]] = {}
-        kinds = ["runserver", "uvicorn"] if args.server == "both" else [args.server]
+        kinds = list(dict.fromkeys(k for name in args.server for k in (SERVER_SETS.get(name) or [name])))
         for kind in kinds:
             results[kind] = await bench_server(kind, args, seeded, env, proxy, work / f"{kind}.log")
         for kind, levels in results.items():
@@ -378,11 +409,20 @@ async def main_async(args) -> None:
                 for kind, levels in results.items()
             },
         }
-        main_kind = "uvicorn" if "uvicorn" in results else kinds[0]
+        main_kind = kinds[-1]
+        summary["server"] = main_kind
+        summary["endpoints"] = {
+            endpoint: [
+                {k: lv[k] for k in ("clients", "p50_s", "p99_s", "rps", "server_errors")}
+                for lv in summary["servers"][main_kind]["levels"] if lv["endpoint"] == endpoint
+            ]
+            for endpoint in args.endpoints
+        }
         summary["server_errors"] = summary["servers"][main_kind]["server_errors"]
         # 503 with Retry-After is the designed answer to overload; 500 is a failure. Both are in server_errors.
         summary["http_500"] = sum(lv.statuses.get(500, 0) for lv in results[main_kind])
         summary["http_503"] = sum(lv.statuses.get(503, 0) for lv in results[main_kind])
+        summary["targets"] = targets(results[main_kind])
         print(json.dumps(summary))
     finally:
         await proxy.stop()
@@ -396,9 +436,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="length of each endpoint x level run")
     parser.add_argument("--levels", type=int, nargs="+", default=list(LEVELS))
     parser.add_argument("--endpoints", nargs="+", default=list(ENDPOINTS), choices=ENDPOINTS)
-    parser.add_argument("--server", choices=("uvicorn", "runserver", "both"), default="uvicorn")
-    parser.add_argument("--think", type=float, default=0.0,
-                        help="mean seconds each client waits between answers (0: closed loop, the default)")
+    parser.add_argument("--server", nargs="+", choices=(*SERVERS, *SERVER_SETS), default=["uvicorn"],
+                        help="servers to measure one after the other (both: runserver and uvicorn; all: the three)")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument("--think", type=float, default=1.0,
+                        help="mean seconds each client waits between answers (0: closed loop)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of uncounted requests per endpoint first")
     parser.add_argument("--groups", type=int, default=20, help="groups bidding (clients share them round-robin)")
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/marketplace_bench")
     parser.add_argument("--keep-database", action="store_true")

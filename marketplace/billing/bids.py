@@ -3,18 +3,20 @@
 A bid is in only when its hold is: a declined card, an unreachable payment provider or a round that closed in the
 meantime leaves no Bid change and no held Payment behind. The order of ``bid_place`` (hold mode):
 
-1. In a transaction: lock the round (``round_lock_for_bidding``) and check the window; store a Payment
+1. In a transaction: lock the round, shared (``round_lock_for_bidding``), and check the window; lock the group's
+   card row and those of other groups with the same card (``_lock_cards``); store a Payment
    (status ``creating``) with an idempotency key derived from round, group and attempt number. Commit, so the key
    exists before Stripe hears of it.
 2. Outside any transaction (no row lock is held during a network call): create and confirm the manual-capture
    PaymentIntent off-session with that key. A decline marks the Payment ``failed`` and refuses the bid with the
    bank's reason and what to do.
-3. In a transaction: lock the round again and re-check the window. Closed in the meantime: cancel the new hold and
+3. In a transaction: lock the round and the card rows again and re-check the window. Closed in the meantime: cancel the new hold and
    refuse. Otherwise upsert the Bid, move the Payment ``creating -> held`` and the group's previous hold
    ``held -> releasing``. After commit, cancel the previous hold at Stripe (``releasing -> released``); if Stripe is
    down then, the next billing run finishes it.
 
-The close takes the same round lock, so a bid racing it is either fully in (step 3 committed first) or refused.
+The close locks the round row exclusively, so a bid racing it is either fully in (step 3 committed first) or
+refused; bids of groups with different cards do not wait for one another.
 In deferred mode (the round is longer than a hold lasts) step 2 is skipped: the Payment is stored ``deferred`` with
 the bid and the card is charged off-session at delivery.
 """
@@ -26,6 +28,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from marketplace.billing import stripe_gateway as gateway
@@ -86,6 +89,7 @@ def bid_place(*, user, group: PreferenceGroup, round: Round, amount_cents: int) 
     # (1) Record the attempt and its key before Stripe hears of it.
     with transaction.atomic():
         locked = round_lock_for_bidding(round_id=round.pk)
+        _lock_cards(customer=customer)
         current = Bid.objects.filter(round=locked, group=group, status=Bid.Status.ACTIVE).first()
         if current is not None and current.amount_cents == amount_cents and _is_backed(current):
             return current
@@ -109,6 +113,7 @@ def bid_place(*, user, group: PreferenceGroup, round: Round, amount_cents: int) 
     try:
         with transaction.atomic():
             locked = round_lock_for_bidding(round_id=round.pk)
+            _lock_cards(customer=customer)
             _check_one_card_one_group(round=locked, group=group, customer=customer)  # again: a twin may have bid meanwhile
             bid = _bid_upsert(round=locked, group=group, user=user, amount_cents=amount_cents)
             moved = compare_and_set(
@@ -127,15 +132,17 @@ def bid_place(*, user, group: PreferenceGroup, round: Round, amount_cents: int) 
         _abandon(payment=payment)
         raise
     payments_release(payment_ids=replaced)
-    bid.refresh_from_db()
     return bid
 
 
 def bid_withdraw(*, user, group: PreferenceGroup, round: Round) -> None:
     """Withdraw the group's active bid while bidding is open, and release its hold."""
     billing_require_admin(user=user, group=group)
+    customer = BillingCustomer.objects.filter(group=group).first()
     with transaction.atomic():
         locked = round_lock_for_bidding(round_id=round.pk)
+        if customer is not None:
+            _lock_cards(customer=customer)
         bid = Bid.objects.filter(round=locked, group=group, status=Bid.Status.ACTIVE).first()
         if bid is None:
             raise Conflict("Your group has no active bid in this round.", code="no_bid")
@@ -148,12 +155,25 @@ def bid_withdraw(*, user, group: PreferenceGroup, round: Round) -> None:
     payments_release(payment_ids=released)
 
 
+def _lock_cards(*, customer: BillingCustomer) -> None:
+    """Serialise this bid with the ones it could clash with, under the shared round lock: the group's own (one active
+    bid, attempt numbers) through its card row, and another group's bid with the same card (one card, one group)
+    through that group's card row. Locked in primary-key order, so two groups sharing a card never deadlock."""
+    rows = Q(pk=customer.pk)
+    if customer.card_fingerprint:
+        rows |= Q(card_fingerprint=customer.card_fingerprint)
+    locked = dict(BillingCustomer.objects.select_for_update().filter(rows).order_by("pk").values_list("pk", "card_fingerprint"))
+    if locked.get(customer.pk) != customer.card_fingerprint:
+        # The card changed since this request read it: the rows locked may not be the ones that clash now.
+        raise Conflict("The group's card changed while you were bidding; please bid again.", code="card_changed")
+
+
 def _check_one_card_one_group(*, round: Round, group: PreferenceGroup, customer: BillingCustomer) -> None:
     """One card, one group per round: a card already behind another group's active bid cannot back a second one.
 
     Splitting into fake groups that bid with the same card would cut the total VCG price about k-fold without
-    changing the model; real identities need real cards. Runs under the round lock, so two racing bids cannot both
-    pass it.
+    changing the model; real identities need real cards. Runs under the card rows' lock (``_lock_cards``), so two
+    racing bids with one card cannot both pass it.
     """
     if not customer.card_fingerprint:
         return
@@ -235,9 +255,11 @@ def _bid_upsert(*, round: Round, group: PreferenceGroup, user, amount_cents: int
             Bid, pk=bid.pk, from_status=Bid.Status.WITHDRAWN, to_status=Bid.Status.ACTIVE,
             amount_cents=amount_cents, placed_by=user, updated_at=timezone.now(),
         )
-    else:
-        Bid.objects.filter(pk=bid.pk).update(amount_cents=amount_cents, placed_by=user, updated_at=timezone.now())
-    bid.refresh_from_db()
+        bid.refresh_from_db()
+        return bid
+    # Active already, and its row locked above: nothing else can change it before commit.
+    bid.amount_cents, bid.placed_by, bid.updated_at = amount_cents, user, timezone.now()
+    Bid.objects.filter(pk=bid.pk).update(amount_cents=amount_cents, placed_by=user, updated_at=bid.updated_at)
     return bid
 
 

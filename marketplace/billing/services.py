@@ -19,8 +19,8 @@ from marketplace.billing import stripe_gateway as gateway
 from marketplace.billing.models import BillingCustomer, Payment, WebhookEvent
 from marketplace.core.errors import AppError, Conflict, NotAllowed, NotFound, Unavailable
 from marketplace.core.transitions import compare_and_set
-from marketplace.groups.models import PreferenceGroup
-from marketplace.groups.selectors import is_group_admin, membership_of
+from marketplace.groups.models import Membership, PreferenceGroup
+from marketplace.groups.selectors import membership_of
 from marketplace.rounds.models import Round
 from marketplace.rounds.outcomes import AuctionOutcome
 
@@ -35,9 +35,10 @@ SWEPT_STATUSES = (P.CREATING, *OPEN_STATUSES)
 
 def billing_require_admin(*, user, group: PreferenceGroup) -> None:
     """Outsiders get NotFound (the group stays hidden); members who are not admins get NotAllowed."""
-    if membership_of(user=user, group=group) is None:
+    membership = membership_of(user=user, group=group)
+    if membership is None:
         raise NotFound("Group not found.")
-    if not is_group_admin(user=user, group=group):
+    if membership.role != Membership.Role.ADMIN:
         raise NotAllowed("Only the group's admins can manage its card and bids.")
 
 
@@ -161,9 +162,11 @@ def payment_release_begin(*, payment_id: int) -> None:
 
 def payment_release(*, payment: Payment) -> bool:
     """Let go of a payment's hold. Moves held -> releasing before the Stripe call and releasing -> released after it,
-    so a crash or an outage in between is finished by the next run. Deferred payments hold nothing: -> released."""
-    payment_release_begin(payment_id=payment.pk)
-    payment.refresh_from_db()
+    so a crash or an outage in between is finished by the next run. Deferred payments hold nothing: -> released.
+    A payment already read as releasing (a bid's replaced hold, the sweep) goes straight to the Stripe call."""
+    if payment.status != P.RELEASING:
+        payment_release_begin(payment_id=payment.pk)
+        payment.refresh_from_db()
     if payment.status != P.RELEASING:
         return payment.status == P.RELEASED
     payment_intent_id = payment.stripe_payment_intent_id or _find_hold(payment)

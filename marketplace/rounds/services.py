@@ -29,14 +29,25 @@ def round_transition(*, round: Round, from_status: str, to_status: str, detail: 
 
 
 def round_lock_for_bidding(*, round_id: int) -> Round:
-    """Lock the round row for the rest of the transaction and check the window.
+    """Lock the round row, shared, for the rest of the transaction and check the window.
 
-    Bids and the close both take this lock, so a bid racing the close is either fully in before the close reads the
-    bids, or sees the round closed and is refused: never half in.
+    Bids take the row FOR SHARE and the close (like every status change) FOR UPDATE, so a bid racing the close is
+    either fully in before the close reads the bids, or sees the round closed and is refused: never half in. Shared,
+    because bids of different groups do not conflict with one another: under an exclusive lock every bid of the
+    round queued behind the one in flight. What bids must not do at once is guarded by the card rows they lock
+    (``marketplace.billing.bids``). SQLite has no row locks; it runs one writing transaction at a time anyway.
     """
-    if not transaction.get_connection().in_atomic_block:
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
         raise RuntimeError("round_lock_for_bidding must run inside transaction.atomic()")
-    round = Round.objects.select_for_update().get(pk=round_id)
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(Round._meta.db_table)
+        found = list(Round.objects.raw(f"SELECT * FROM {table} WHERE id = %s FOR SHARE", [round_id]))  # noqa: S611 - the table name is ours
+        if not found:
+            raise Round.DoesNotExist(f"No round {round_id}.")
+        round = found[0]
+    else:
+        round = Round.objects.select_for_update().get(pk=round_id)
     state = round.window_state()
     if state in ("not_open",) or (state == "after" and round.status != S.OPEN):
         raise Conflict(

@@ -74,3 +74,25 @@ def test_the_bid_read_and_the_round_page_do_not_grow_with_the_bids(cast):
     assert counts[0] == counts[1]
     bid_read, member_page, visitor_page = counts[0]
     assert bid_read <= 6 and member_page <= 14 and visitor_page <= 6
+
+
+def test_changing_a_bid_costs_the_same_queries_however_many_groups_bid(cast, localstripe):
+    """Placing a bid is the load test's write: two short transactions, one card hold and the old hold's release.
+    The count is pinned so that a change which makes each bid read the round's other bids shows here."""
+    from marketplace.billing.services import billing_card_attach
+
+    billing_card_attach(group=cast.group, by=cast.alice, payment_method_id="pm_card_visa")
+    _, token = api_token_create(user=cast.alice, name="load")
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    counts = []
+    for n in (1, 6):
+        round = make_round(slug=f"bidding-{n}")
+        for g in range(n * 3):
+            make_bid(round=round, group=make_group(name=f"Rival {n}-{g}"))
+        path = f"/api/rounds/{round.slug}/groups/{cast.group.slug}/bid"
+        amounts = iter(range(1_000, 2_000, 100))
+        counts.append(_queries(lambda p=path, amounts=amounts: Client().put(
+            p, data={"amount_cents": next(amounts)}, content_type="application/json", **headers
+        )))
+    assert counts[0] == counts[1]
+    assert counts[0] <= 30  # 26, and a SAVEPOINT and its RELEASE for each of the two transactions inside the test's

@@ -283,3 +283,97 @@ def test_a_close_that_arrives_while_a_bid_is_written_waits_for_it_and_closes_aft
     assert close_seen_waiting == [True]
     assert sent == [(tasknames.ROUND_SETTLE, [round.pk])]
     assert Payment.objects.get(round=round).status == Payment.Status.HELD
+
+
+# ---------- bids racing one another ----------
+#
+# Bids take the round's row shared: two groups with their own cards bid at the same time. What must not happen at
+# once (one card behind two groups' bids) is serialised by the card rows, and is tested by pausing one bid inside
+# its step 3 (the hold is made; the bid is about to go in) while the other arrives.
+
+
+def _group_with_card(card: str):
+    from marketplace.billing.services import billing_card_attach
+
+    admin = make_user()
+    group = make_group(admin=admin)
+    billing_card_attach(group=group, by=admin, payment_method_id=card)
+    return group, admin
+
+
+def _pause_in_step_three(monkeypatch, until):
+    """Patch bid_place's second lock (step 3) to run `until()` with the round and card rows locked."""
+    real_lock_cards = bid_services._lock_cards
+    calls: list[int] = []
+
+    def lock_then_pause(**kwargs):
+        real_lock_cards(**kwargs)
+        calls.append(1)
+        if len(calls) == 2:
+            until()
+
+    monkeypatch.setattr(bid_services, "_lock_cards", lock_then_pause)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bid_of_another_group_goes_in_while_a_first_bid_is_being_written(group_with_card, group_admin, monkeypatch):
+    round = make_round()
+    other, other_admin = _group_with_card("pm_card_mastercard")
+    first: dict[str, object] = {}
+    second: dict[str, object] = {}
+    first_has_the_locks = threading.Event()
+    second_done = threading.Event()
+    second_done_while_first_waited: list[bool] = []
+
+    def hold_until_the_other_bid_is_in():
+        first_has_the_locks.set()
+        second_done_while_first_waited.append(second_done.wait(timeout=HOLD_S))
+
+    _pause_in_step_three(monkeypatch, hold_until_the_other_bid_is_in)
+
+    def place_second():
+        assert first_has_the_locks.wait(timeout=30)
+        # The pause only applies to the first call sequence; the second bid takes the real locks (calls 3 and 4).
+        _place(round.pk, other, other_admin, 3000, second)
+        second_done.set()
+
+    assert _run_in_threads(lambda: _place(round.pk, group_with_card, group_admin, 2000, first), place_second) == []
+    assert second_done_while_first_waited == [True], "the second group's bid waited for the first group's"
+    assert "bid" in first and "bid" in second
+    assert sorted(Bid.objects.filter(round=round, status=Bid.Status.ACTIVE).values_list("amount_cents", flat=True)) == [
+        2000, 3000,
+    ]
+    assert Payment.objects.filter(round=round, status=Payment.Status.HELD).count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_groups_bidding_with_one_card_at_once_get_one_bid_in(group_with_card, group_admin, monkeypatch):
+    round = make_round()
+    twin, twin_admin = _group_with_card("pm_card_visa")  # the same card number as group_with_card's
+    first: dict[str, object] = {}
+    second: dict[str, object] = {}
+    pids: dict[str, int] = {}
+    first_has_the_locks = threading.Event()
+    twin_seen_waiting: list[bool] = []
+
+    def hold_until_the_twin_waits():
+        first_has_the_locks.set()
+        twin_seen_waiting.append(wait_until_blocked(waiter=lambda: pids.get("twin"), blocker=backend_pid(), timeout=HOLD_S))
+
+    _pause_in_step_three(monkeypatch, hold_until_the_twin_waits)
+
+    def place_twin():
+        pids["twin"] = backend_pid()
+        assert first_has_the_locks.wait(timeout=30)
+        _place(round.pk, twin, twin_admin, 3000, second)
+
+    assert _run_in_threads(lambda: _place(round.pk, group_with_card, group_admin, 2000, first), place_twin) == []
+    assert twin_seen_waiting == [True], "the twin's bid did not wait for the card's first bid"
+    assert "bid" in first
+    assert second["refused"].code == "card_in_use"
+    assert list(Bid.objects.filter(round=round, status=Bid.Status.ACTIVE).values_list("group_id", flat=True)) == [
+        group_with_card.pk
+    ]
+    assert list(Payment.objects.filter(round=round, status=Payment.Status.HELD).values_list("group_id", flat=True)) == [
+        group_with_card.pk
+    ]
