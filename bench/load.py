@@ -156,6 +156,9 @@ def seed(env: dict[str, str], groups: int) -> dict:
         billing_card_attach(group=group, by=user, payment_method_id=_card_for(env["STRIPE_API_BASE"], n))
         _, token = api_token_create(user=user, name="bench")
         clients.append({"group": group.slug, "token": token})
+    from django.db import connections
+
+    connections.close_all()  # the next server's database replaces this one
     return {"round": round.slug, "clients": clients}
 
 
@@ -370,10 +373,9 @@ async def main_async(args) -> None:
     from marketplace.localstripe_server import LocalStripe
 
     work = Path(tempfile.mkdtemp(prefix="bench-load-"))
-    database_recreate(args.database_url)
-    stripe = LocalStripe(state_path=work / "localstripe" / "state", from_scratch=True).start()
-    proxy = StripeProxy(stripe.url)
+    proxy = StripeProxy("")
     await proxy.start()
+    stripe = None
     try:
         env = {
             "DATABASE_URL": args.database_url,
@@ -382,11 +384,21 @@ async def main_async(args) -> None:
             "CELERY_BROKER_URL": "filesystem://",
             "VAR_DIR": str(work / "var"),
         }
-        seeded = await asyncio.to_thread(seed, env, args.groups)
         results: dict[str, list[Level]] = {}
         kinds = list(dict.fromkeys(k for name in args.server for k in (SERVER_SETS.get(name) or [name])))
         for kind in kinds:
-            results[kind] = await bench_server(kind, args, seeded, env, proxy, work / f"{kind}.log")
+            # Each server starts from the same place: a new database and an empty localstripe. localstripe slows as
+            # its PaymentIntents pile up (its share of a bid went 31 % -> 76 % over one shared run), which would
+            # otherwise count against whichever server is measured last.
+            database_recreate(args.database_url)
+            stripe = LocalStripe(state_path=work / kind / "localstripe" / "state", from_scratch=True).start()
+            proxy.target = stripe.url
+            seeded = await asyncio.to_thread(seed, env, args.groups)
+            try:
+                results[kind] = await bench_server(kind, args, seeded, env, proxy, work / f"{kind}.log")
+            finally:
+                stripe.stop()
+                stripe = None
         for kind, levels in results.items():
             print(table(kind, levels))
         summary = {
@@ -426,7 +438,8 @@ async def main_async(args) -> None:
         print(json.dumps(summary))
     finally:
         await proxy.stop()
-        stripe.stop()
+        if stripe is not None:
+            stripe.stop()
         if not args.keep_database:
             database_drop(args.database_url)
 
