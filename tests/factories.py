@@ -115,6 +115,17 @@ def make_group(*, admin=None, members=(), name: str | None = None) -> Preference
     return GroupFactory(members=list(members), **fields)
 
 
+def make_group_with_card(card: str = "pm_card_visa"):
+    """A new group and its admin, with `card` (a localstripe test card id) saved through the real service; needs
+    the ``localstripe`` fixture. Returns (group, admin)."""
+    from marketplace.billing.services import billing_card_attach
+
+    admin = make_user()
+    group = make_group(admin=admin)
+    billing_card_attach(group=group, by=admin, payment_method_id=card)
+    return group, admin
+
+
 def make_round(*, status: str = Round.Status.OPEN, created_by=None, prompts=None, **fields) -> Round:
     if created_by is not None:
         fields["created_by"] = created_by

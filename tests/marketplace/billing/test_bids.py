@@ -14,7 +14,7 @@ from marketplace.billing.selectors import billing_mode_for_round
 from marketplace.billing.services import billing_card_attach
 from marketplace.core.errors import AppError, NotAllowed, NotFound
 from marketplace.models import Bid, BillingCustomer, Payment, Round
-from tests.factories import make_group, make_round, make_user
+from tests.factories import make_group, make_group_with_card, make_round, make_user
 
 pytestmark = pytest.mark.django_db
 P = Payment.Status
@@ -204,17 +204,10 @@ def test_a_short_round_holds_at_bid_time(settings):
     assert billing_mode_for_round(round=too_long).mode == "deferred"
 
 
-def _group_with(card: str):
-    admin = make_user()
-    group = make_group(admin=admin)
-    billing_card_attach(group=group, by=admin, payment_method_id=card)
-    return group, admin
-
-
 def test_one_card_backs_one_groups_bid_per_round(group_with_card, group_admin):
     round = make_round()
     bid_place(user=group_admin, group=group_with_card, round=round, amount_cents=1_000)
-    twin, twin_admin = _group_with("pm_card_visa")  # the same card number: a fake identity of the first group
+    twin, twin_admin = make_group_with_card("pm_card_visa")  # the same card number: a fake identity of the first group
     with pytest.raises(AppError) as refused:
         bid_place(user=twin_admin, group=twin, round=round, amount_cents=1_000)
     assert refused.value.code == "card_in_use"
@@ -222,7 +215,7 @@ def test_one_card_backs_one_groups_bid_per_round(group_with_card, group_admin):
     assert not Payment.objects.filter(round=round, group=twin, status=P.HELD).exists()
     # Another round, or another card, is fine.
     assert bid_place(user=twin_admin, group=twin, round=make_round(), amount_cents=1_000).status == Bid.Status.ACTIVE
-    other, other_admin = _group_with("pm_card_mastercard")
+    other, other_admin = make_group_with_card("pm_card_mastercard")
     assert bid_place(user=other_admin, group=other, round=round, amount_cents=1_000).status == Bid.Status.ACTIVE
 
 
@@ -259,8 +252,8 @@ def _deferred_round():
 def test_at_the_close_deferred_bids_are_authorised_and_a_declined_one_is_dropped(localstripe, mailoutbox):
     round = _deferred_round()
     assert billing_mode_for_round(round=round).mode == "deferred"
-    good, good_admin = _group_with("pm_card_mastercard")
-    bad, bad_admin = _group_with("pm_card_chargeCustomerFail")  # saves fine, every hold on it is declined
+    good, good_admin = make_group_with_card("pm_card_mastercard")
+    bad, bad_admin = make_group_with_card("pm_card_chargeCustomerFail")  # saves fine, every hold on it is declined
     bid_place(user=good_admin, group=good, round=round, amount_cents=2_000)
     bid_place(user=bad_admin, group=bad, round=round, amount_cents=3_000)
     Round.objects.filter(pk=round.pk).update(status=Round.Status.CLOSED)
@@ -284,8 +277,8 @@ def test_the_auction_runs_without_the_group_whose_reauthorisation_failed(localst
     from training.models import Candidate, RewardModel
 
     round = _deferred_round()
-    good, good_admin = _group_with("pm_card_mastercard")
-    bad, bad_admin = _group_with("pm_card_chargeCustomerFail")
+    good, good_admin = make_group_with_card("pm_card_mastercard")
+    bad, bad_admin = make_group_with_card("pm_card_chargeCustomerFail")
     for group, admin in ((good, good_admin), (bad, bad_admin)):
         bid_place(user=admin, group=group, round=round, amount_cents=2_000)
         RewardModel.objects.create(round=round, group=group, kind="rubric", normalised_scores=[[1.0, 0.0]])

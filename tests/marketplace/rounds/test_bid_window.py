@@ -22,7 +22,7 @@ from marketplace.models import Bid, Payment, Round
 from marketplace.orchestration import lifecycle
 from marketplace.orchestration.lifecycle import round_close_request
 from marketplace.rounds.services import round_transition
-from tests.factories import make_bid, make_group, make_round, make_user
+from tests.factories import make_bid, make_group, make_group_with_card, make_round, make_user
 from tests.support.locks import backend_pid, wait_until_blocked
 
 S = Round.Status
@@ -292,15 +292,6 @@ def test_a_close_that_arrives_while_a_bid_is_written_waits_for_it_and_closes_aft
 # its step 3 (the hold is made; the bid is about to go in) while the other arrives.
 
 
-def _group_with_card(card: str):
-    from marketplace.billing.services import billing_card_attach
-
-    admin = make_user()
-    group = make_group(admin=admin)
-    billing_card_attach(group=group, by=admin, payment_method_id=card)
-    return group, admin
-
-
 def _pause_in_step_three(monkeypatch, until):
     """Patch bid_place's second lock (step 3) to run `until()` with the round and card rows locked."""
     real_lock_cards = bid_services._lock_cards
@@ -318,7 +309,7 @@ def _pause_in_step_three(monkeypatch, until):
 @pytest.mark.django_db(transaction=True)
 def test_a_bid_of_another_group_goes_in_while_a_first_bid_is_being_written(group_with_card, group_admin, monkeypatch):
     round = make_round()
-    other, other_admin = _group_with_card("pm_card_mastercard")
+    other, other_admin = make_group_with_card("pm_card_mastercard")
     first: dict[str, object] = {}
     second: dict[str, object] = {}
     first_has_the_locks = threading.Event()
@@ -349,7 +340,7 @@ def test_a_bid_of_another_group_goes_in_while_a_first_bid_is_being_written(group
 @pytest.mark.django_db(transaction=True)
 def test_two_groups_bidding_with_one_card_at_once_get_one_bid_in(group_with_card, group_admin, monkeypatch):
     round = make_round()
-    twin, twin_admin = _group_with_card("pm_card_visa")  # the same card number as group_with_card's
+    twin, twin_admin = make_group_with_card("pm_card_visa")  # the same card number as group_with_card's
     first: dict[str, object] = {}
     second: dict[str, object] = {}
     pids: dict[str, int] = {}
