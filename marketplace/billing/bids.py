@@ -138,11 +138,12 @@ def bid_place(*, user, group: PreferenceGroup, round: Round, amount_cents: int) 
 def bid_withdraw(*, user, group: PreferenceGroup, round: Round) -> None:
     """Withdraw the group's active bid while bidding is open, and release its hold."""
     billing_require_admin(user=user, group=group)
-    customer = BillingCustomer.objects.filter(group=group).first()
     with transaction.atomic():
         locked = round_lock_for_bidding(round_id=round.pk)
-        if customer is not None:
-            _lock_cards(customer=customer)
+        # The group's own card row only: it orders this with the group's own bids. A twin's bid with the same card is
+        # fine either way (it sees this bid active and is refused, or withdrawn and goes in), and a card replaced
+        # meanwhile must not refuse a withdrawal.
+        list(BillingCustomer.objects.select_for_update().filter(group=group).values_list("pk", flat=True))
         bid = Bid.objects.filter(round=locked, group=group, status=Bid.Status.ACTIVE).first()
         if bid is None:
             raise Conflict("Your group has no active bid in this round.", code="no_bid")
@@ -244,7 +245,8 @@ def _hold(*, payment: Payment, customer: BillingCustomer, amount_cents: int) -> 
 
 
 def _bid_upsert(*, round: Round, group: PreferenceGroup, user, amount_cents: int) -> Bid:
-    """Called with the round locked: make the group's one Bid row active at `amount_cents`."""
+    """Called with the round locked (shared) and the group's card row locked: make the group's one Bid row active
+    at `amount_cents`."""
     bid = Bid.objects.select_for_update().filter(round=round, group=group).first()
     if bid is None:
         return Bid.objects.create(

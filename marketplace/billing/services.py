@@ -160,11 +160,12 @@ def payment_release_begin(*, payment_id: int) -> None:
     compare_and_set(Payment, pk=payment_id, from_status=[P.HELD, P.CREATING], to_status=P.RELEASING)
 
 
-def payment_release(*, payment: Payment) -> bool:
+def payment_release(*, payment: Payment, fresh: bool = False) -> bool:
     """Let go of a payment's hold. Moves held -> releasing before the Stripe call and releasing -> released after it,
     so a crash or an outage in between is finished by the next run. Deferred payments hold nothing: -> released.
-    A payment already read as releasing (a bid's replaced hold, the sweep) goes straight to the Stripe call."""
-    if payment.status != P.RELEASING:
+    ``fresh``: the caller read the row just now (payments_release), so one already releasing goes straight to the
+    Stripe call; the runs over a whole round read theirs in a batch and re-read each one first."""
+    if not (fresh and payment.status == P.RELEASING):
         payment_release_begin(payment_id=payment.pk)
         payment.refresh_from_db()
     if payment.status != P.RELEASING:
@@ -197,7 +198,7 @@ def payments_release(*, payment_ids: list[int]) -> None:
     """Best effort from a person's request: a hold that cannot be released now stays `releasing` for the next run."""
     for payment in Payment.objects.filter(pk__in=payment_ids):
         try:
-            payment_release(payment=payment)
+            payment_release(payment=payment, fresh=True)
         except gateway.GatewayError as exc:
             log.warning("Releasing payment %s failed, left for the release sweep: %s", payment.pk, exc)
 

@@ -23,7 +23,7 @@ from marketplace.core.errors import AppError, Conflict, NotAllowed
 from marketplace.delivery.services import model_publish
 from marketplace.orchestration.auction import auction_delivery_settle, auction_run
 from marketplace.rounds.models import Round
-from marketplace.rounds.services import round_transition
+from marketplace.rounds.services import round_lock_exclusive, round_transition
 from training.models import Candidate, TrainingJob
 from training.services import candidates_sample, job_cancel, job_create, job_evaluate, jobs_reap, reward_models_fit
 
@@ -50,10 +50,11 @@ def round_open_request(*, round: Round, by=None) -> bool:
 
 
 def round_close_request(*, round: Round, by=None) -> bool:
-    """Close bidding. Takes the same row lock as bids, so a racing bid is either in before this or refused after."""
+    """Close bidding. Locks the round exclusively while bids hold it shared (rounds.services), so a racing bid is
+    either in before this or refused after, and bids that arrive while it waits queue behind it."""
     _check_staff(by)
     with transaction.atomic():
-        locked = Round.objects.select_for_update().get(pk=round.pk)
+        locked = round_lock_exclusive(round_id=round.pk)
         if locked.status != S.OPEN:
             return False
         moved = round_transition(round=locked, from_status=S.OPEN, to_status=S.CLOSED)
@@ -76,7 +77,7 @@ def round_cancel_request(*, round: Round, by=None, reason: str = "Cancelled by s
         )
     reason = reason[:500] or "Cancelled by staff."
     with transaction.atomic():
-        locked = Round.objects.select_for_update().get(pk=round.pk)
+        locked = round_lock_exclusive(round_id=round.pk)
         if not locked.can_cancel:
             raise Conflict(f"A {locked.status} round cannot be cancelled.", code="bad_transition")
         moved = round_transition(round=locked, from_status=locked.status, to_status=S.CANCELLED, detail=reason)
@@ -90,7 +91,7 @@ def round_cancel_request(*, round: Round, by=None, reason: str = "Cancelled by s
 
 def round_fail(*, round: Round, reason: str) -> bool:
     with transaction.atomic():
-        locked = Round.objects.select_for_update().get(pk=round.pk)
+        locked = round_lock_exclusive(round_id=round.pk)
         if locked.status not in (S.CLOSED, S.TRAINING):
             return False
         moved = round_transition(round=locked, from_status=locked.status, to_status=S.FAILED, detail=reason)

@@ -12,6 +12,7 @@ from django.utils.text import slugify
 from marketplace.core import currency
 from marketplace.core.errors import AppError, Conflict, NotAllowed
 from marketplace.rounds.models import Round
+from marketplace.rounds.services import round_lock_exclusive
 
 S = Round.Status
 MAX_PROMPTS = 10_000
@@ -173,7 +174,7 @@ def round_update(*, round: Round, by, **changes: Any) -> Round:
     if unknown:
         raise AppError(f"'{sorted(unknown)[0]}' cannot be edited.", field=sorted(unknown)[0])
     with transaction.atomic():
-        locked = Round.objects.select_for_update().get(pk=round.pk)
+        locked = round_lock_exclusive(round_id=round.pk)
         cleaned = _clean(changes)
         changed = {k: v for k, v in cleaned.items() if getattr(locked, k) != v}
         if locked.status != S.DRAFT:

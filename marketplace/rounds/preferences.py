@@ -14,6 +14,7 @@ from marketplace.core.errors import AppError, Conflict, NotFound
 from marketplace.groups.models import Membership, PreferenceGroup
 from marketplace.rounds import preference_files
 from marketplace.rounds.models import PreferenceSubmission, Round
+from marketplace.rounds.services import round_lock_exclusive
 from marketplace.verification.services import require_verified_email
 
 Kind = PreferenceSubmission.Kind
@@ -84,7 +85,7 @@ def preference_version_store(
         raise NotFound("Group not found.")
     require_verified_email(user=user)
     with transaction.atomic():
-        locked = Round.objects.select_for_update(no_key=True).get(pk=round.pk)
+        locked = round_lock_exclusive(round_id=round.pk, no_key=True)
         _check_accepting(locked, closed_message=closed_message)
         version = build(locked)
         last = PreferenceSubmission.objects.filter(round=locked, group=group).aggregate(v=Max("version"))["v"] or 0

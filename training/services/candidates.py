@@ -6,6 +6,7 @@ import json
 from django.db import transaction
 
 from marketplace.rounds.models import Round
+from marketplace.rounds.services import round_lock_exclusive
 from training.lib.basemodels import load_base
 from training.lib.sampling import base_logweights, sample_candidates
 from training.models import Candidate
@@ -79,7 +80,7 @@ def candidates_store(*, round: Round, rows: list[Candidate]) -> bool:
     the winner committed, so the loser's existence check finds the winner's rows.
     """
     with transaction.atomic():
-        Round.objects.select_for_update().filter(pk=round.pk).first()
+        round_lock_exclusive(round_id=round.pk)
         if Candidate.objects.filter(round=round).exists():
             return False
         Candidate.objects.bulk_create(rows)

@@ -368,3 +368,51 @@ def test_two_groups_bidding_with_one_card_at_once_get_one_bid_in(group_with_card
     assert list(Payment.objects.filter(round=round, status=Payment.Status.HELD).values_list("group_id", flat=True)) == [
         group_with_card.pk
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bids_that_arrive_while_a_close_waits_queue_behind_it_and_are_refused(
+    group_with_card, group_admin, sent, monkeypatch
+):
+    """A close waiting for a bid in flight is served next: a later bid does not jump the queue on the shared lock,
+    so a steady stream of bids cannot keep the close waiting."""
+    round = make_round()
+    other, other_admin = make_group_with_card("pm_card_mastercard")
+    first: dict[str, object] = {}
+    later: dict[str, object] = {}
+    closed: dict[str, object] = {}
+    pids: dict[str, int] = {}
+    first_has_the_locks = threading.Event()
+    close_waits = threading.Event()
+    seen: dict[str, bool] = {}
+
+    def hold_until_the_close_and_a_later_bid_wait():
+        first_has_the_locks.set()
+        seen["close_waits_for_the_first_bid"] = wait_until_blocked(
+            waiter=lambda: pids.get("close"), blocker=backend_pid(), timeout=HOLD_S
+        )
+        close_waits.set()
+        seen["later_bid_waits_for_the_close"] = wait_until_blocked(
+            waiter=lambda: pids.get("later"), blocker=pids["close"], timeout=HOLD_S
+        )
+
+    _pause_in_step_three(monkeypatch, hold_until_the_close_and_a_later_bid_wait)
+
+    def close():
+        pids["close"] = backend_pid()
+        assert first_has_the_locks.wait(timeout=30)
+        _close(round.pk, closed)
+
+    def place_later():
+        pids["later"] = backend_pid()
+        assert close_waits.wait(timeout=30)
+        _place(round.pk, other, other_admin, 3000, later)
+
+    assert _run_in_threads(lambda: _place(round.pk, group_with_card, group_admin, 2000, first), close, place_later) == []
+    assert seen == {"close_waits_for_the_first_bid": True, "later_bid_waits_for_the_close": True}
+    assert "bid" in first and closed["closed"] is True
+    assert later["refused"].code in ("round_closed", "round_not_open")
+    assert list(Bid.objects.filter(round=round, status=Bid.Status.ACTIVE).values_list("group_id", flat=True)) == [
+        group_with_card.pk
+    ]
+    assert not Payment.objects.filter(round=round, group=other).exists()
