@@ -95,4 +95,6 @@ def test_changing_a_bid_costs_the_same_queries_however_many_groups_bid(cast, loc
             p, data={"amount_cents": next(amounts)}, content_type="application/json", **headers
         )))
     assert counts[0] == counts[1]
-    assert counts[0] <= 30  # 26, and a SAVEPOINT and its RELEASE for each of the two transactions inside the test's
+    # 28 (two of them the round's advisory lock, one per transaction), and a SAVEPOINT and its RELEASE for each of
+    # the two transactions inside the test's own.
+    assert counts[0] <= 32
