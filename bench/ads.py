@@ -30,10 +30,8 @@ import asyncio
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -49,6 +47,7 @@ from aiohttp import ClientSession, ClientTimeout  # noqa: E402
 
 from auctions.ads.mosaic import mosaic_draw, mosaic_solve  # noqa: E402
 from auctions.ads.segment import segment_auction, segment_draw  # noqa: E402
+from bench.serving import log, start_engine  # noqa: E402
 
 TOKENS = 32
 ENGINE_MAX_N = 8
@@ -75,32 +74,6 @@ CAMPAIGNS = [
     ("Cheap car insurance for young drivers.", 0.90),
     ("Garden hoses that never kink.", 0.25),
 ]
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_engine(model_cache: Path) -> tuple[subprocess.Popen[str], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "inference", "serve", "--base", "tiny", "--model-cache", str(model_cache),
-         "--port", str(port), "--threads", "1"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 300
-    while "inference: ready on" not in (line := proc.stdout.readline()):
-        if (not line and proc.poll() is not None) or time.monotonic() > deadline:
-            raise RuntimeError("the engine did not start")
-    threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep its pipe drained
-    return proc, f"http://127.0.0.1:{port}"
 
 
 def prompt_of(question: str) -> str:

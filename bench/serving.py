@@ -202,13 +202,17 @@ async def serve_serial(serial: Serial) -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{port}"
 
 
-def start_engine(model_cache: Path, adapters: dict[str, Path], max_batch: int) -> tuple[subprocess.Popen[str], str]:
+def start_engine(
+    model_cache: Path, adapters: dict[str, Path] | None = None, max_batch: int | None = None
+) -> tuple[subprocess.Popen[str], str]:
+    """The engine on the tiny base model and a free port, one thread, with `adapters` loaded (bench/ads.py too)."""
     import urllib.request
 
     port = free_port()
+    batch = ["--max-batch", str(max_batch)] if max_batch is not None else []
     proc = subprocess.Popen(
         [sys.executable, "-m", "inference", "serve", "--base", "tiny", "--model-cache", str(model_cache),
-         "--port", str(port), "--threads", "1", "--max-batch", str(max_batch)],
+         "--port", str(port), "--threads", "1", *batch],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     assert proc.stdout is not None
@@ -217,7 +221,7 @@ def start_engine(model_cache: Path, adapters: dict[str, Path], max_batch: int) -
         if (not line and proc.poll() is not None) or time.monotonic() > deadline:
             raise RuntimeError("the engine did not start")
     url = f"http://127.0.0.1:{port}"
-    for name, path in adapters.items():
+    for name, path in (adapters or {}).items():
         req = urllib.request.Request(
             f"{url}/v1/load_lora_adapter",
             data=json.dumps({"lora_name": name, "lora_path": str(path)}).encode(),
